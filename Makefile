@@ -1,0 +1,29 @@
+# Two commands on a fresh machine:
+#   make demo   -> set up .venv and run the main job (pipeline notebook, offline defaults, figures/)
+#   make test   -> set up .venv and run every test
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m vlmxplain.demo --figures figures
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_cams.py
+
+clean:
+	rm -rf $(VENV) figures runs

@@ -5,14 +5,24 @@ Follows "A Novel Framework for Automated Explain Vision Model Using Vision-Langu
 """
 from __future__ import annotations
 
-
-from .cams import CAM_METHODS, CamResult, compute_cams, get_cam_method
-from .classifiers import Classifier, load_classifier
-from .masks import masked_image, overlay, saliency, sigmoid_mask, thumbnail
-
 __version__ = "0.1.0"
 
+
+from . import datasets
+from .analysis import QuadrantSummary, quadrant_summary
+from .cams import CAM_METHODS, CamResult, compute_cams, get_cam_method
+from .classifiers import Classifier, load_classifier
+from .judges.base import Judge, JudgeInput, Judgment
+from .judges.registry import make_judge, parse_judge_spec
+from .masks import masked_image, overlay, saliency, sigmoid_mask, thumbnail
+from .pipeline import ExplainSummary, explain
+from .run import Run, open_run
+from .store import JudgmentCache, RunStore
+
+
 __all__ = [
-    "CAM_METHODS", "CamResult", "Classifier", "compute_cams", "datasets", "get_cam_method", "load_classifier",
-    "masked_image", "overlay", "saliency", "sigmoid_mask", "thumbnail",
+    "CAM_METHODS", "CamResult", "Classifier", "ExplainSummary", "Judge", "JudgeInput", "Judgment", "JudgmentCache",
+    "QuadrantSummary", "Run", "RunStore", "compute_cams", "datasets", "explain", "get_cam_method",
+    "load_classifier", "make_judge", "masked_image", "open_run", "overlay", "parse_judge_spec",
+    "quadrant_summary", "saliency", "sigmoid_mask", "thumbnail",
 ]

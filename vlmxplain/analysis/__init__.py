@@ -1,4 +1,4 @@
-"""Analysis of a run: judge-vs-human agreement statistics."""
+"""Analysis of a run: the quadrant matrix and judge-vs-human agreement statistics."""
 
 from .agreement import (
     SCORE_RANGE,
@@ -15,8 +15,14 @@ from .agreement import (
     paired_comparison,
     plot_agreement,
 )
+from .quadrants import QUADRANTS, QuadrantSummary, assign_quadrants, quadrant_summary, validate_threshold
 
 __all__ = [
+    "QUADRANTS",
+    "QuadrantSummary",
+    "assign_quadrants",
+    "quadrant_summary",
+    "validate_threshold",
     "SCORE_RANGE",
     "AcceptanceRate",
     "InterAnnotatorAgreement",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Literal, NamedTuple
 
@@ -26,12 +26,9 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
-__all__ = [
-    "SCORE_RANGE", "TooFewPairsError", "AcceptanceRate", "InterAnnotatorAgreement",
-    "PairedComparison", "correlations", "krippendorff_alpha", "inter_annotator_agreement",
-    "acceptance_rate", "paired_comparison", "agreement_table", "load_annotations_csv",
-    "plot_agreement",
-]
+__all__ = ["SCORE_RANGE", "TooFewPairsError", "AcceptanceRate", "InterAnnotatorAgreement", "PairedComparison",
+           "correlations", "krippendorff_alpha", "inter_annotator_agreement", "acceptance_rate",
+           "paired_comparison", "agreement_table", "load_annotations_csv", "plot_agreement"]
 
 SCORE_RANGE: tuple[float, float] = (0.0, 5.0)
 MIN_VALID_RESAMPLE_SHARE = 0.5
@@ -194,8 +191,8 @@ def _alpha(matrix: np.ndarray, level: str) -> tuple[float, str]:
                           out=np.zeros((len(values),) * 2), where=s != 0)
     else:  # ordinal: (sum_{g=c..k} n_g - (n_c + n_k)/2)^2
         cs = np.cumsum(n_c)
-        lo, hi = np.minimum.outer(np.arange(len(values)), np.arange(len(values))), \
-            np.maximum.outer(np.arange(len(values)), np.arange(len(values)))
+        idx = np.arange(len(values))
+        lo, hi = np.minimum.outer(idx, idx), np.maximum.outer(idx, idx)
         delta = (cs[hi] - cs[lo] + n_c[lo] - (n_c[:, None] + n_c[None, :]) / 2) ** 2
     expected = (np.outer(n_c, n_c) * delta).sum()
     if expected == 0:
@@ -234,8 +231,9 @@ def _validate_annotations(df: Any, where=lambda i: f"row {i!r}") -> pd.DataFrame
     bad = score.isna() | (score < lo) | (score > hi)
     if bad.any():
         i = out.index[bad][0]
-        raise ValueError(f"annotations {where(i)}, column 'score': {df.loc[i, 'score']!r} is not a "
-                         f"number in {lo:g}-{hi:g}")
+        v = df.loc[i, "score"]
+        what = "empty value" if pd.isna(v) else f"{str(v)!r} is not a number in {lo:g}-{hi:g}"
+        raise ValueError(f"annotations {where(i)}, column 'score': {what}")
     out["score"] = score.astype(float)
     dup = out.duplicated(["sample_id", "annotator"])
     if dup.any():
@@ -263,7 +261,7 @@ def load_annotations_csv(path: str | os.PathLike) -> pd.DataFrame:
         bad = raw.notna() & ~raw.isin(_TRUE | _FALSE)
         if bad.any():
             i = out.index[bad][0]
-            raise ValueError(f"annotations {where(i)}, column 'accept': {df.loc[i, 'accept']!r} is "
+            raise ValueError(f"annotations {where(i)}, column 'accept': {str(df.loc[i, 'accept'])!r} is "
                              "not one of true/false/yes/no/1/0")
         out["accept"] = raw.map(lambda v: pd.NA if pd.isna(v) else v in _TRUE).astype("boolean")
     return out
@@ -361,15 +359,12 @@ class PairedComparison:
     wilcoxon_p: float
     correlation: pd.DataFrame
     note: str = ""
-    names: tuple[str, str] = field(default=("a", "b"))
+    names: tuple[str, str] = ("a", "b")
 
     def to_frame(self) -> pd.DataFrame:
         """One-row summary (correlation rows are in ``.correlation``)."""
-        return pd.DataFrame([dict(a=self.names[0], b=self.names[1], n=self.n, n_dropped=self.n_dropped,
-                                  mean_a=self.mean_a, mean_b=self.mean_b, mean_diff=self.mean_diff,
-                                  ci_low=self.ci[0], ci_high=self.ci[1], ci_level=self.ci_level,
-                                  wilcoxon_statistic=self.wilcoxon_statistic,
-                                  wilcoxon_p=self.wilcoxon_p, note=self.note)])
+        row = {k: v for k, v in vars(self).items() if k not in ("correlation", "names", "ci")}
+        return pd.DataFrame([dict(a=self.names[0], b=self.names[1], ci_low=self.ci[0], ci_high=self.ci[1], **row)])
 
 
 def paired_comparison(scores_a: Any, scores_b: Any, *, names: tuple[str, str] = ("a", "b"),
@@ -383,8 +378,7 @@ def paired_comparison(scores_a: Any, scores_b: Any, *, names: tuple[str, str] = 
     _check_ci(n_boot, ci, ci_method)
     a, b, n_dropped = _paired(scores_a, scores_b, ("scores_a", "scores_b"))
     d = a - b
-    notes = []
-    lo = hi = np.nan
+    notes, lo, hi = [], np.nan, np.nan
     if n_boot:
         lo, hi, _, note = _bootstrap_ci((d,), np.mean, vectorized=True, n_boot=n_boot, ci=ci,
                                         ci_method=ci_method, seed=seed)
@@ -411,7 +405,9 @@ def agreement_table(run_table: pd.DataFrame, annotations: pd.DataFrame, *, annot
     ``run_table`` has ``id`` (column or index name) and ``score``; rows whose ``judge_status`` is not
     ``"ok"`` are excluded (count in ``.attrs["n_judge_not_ok"]``). Ids are matched as strings.
     Columns: ``rater``, ``rater_kind`` ("annotator"/"mean"), ``method`` and those of
-    :func:`correlations`. A rater with fewer than 3 pairs gets NaN rows with the reason in ``note``.
+    :func:`correlations`; ``n_dropped`` counts ids scored by only one side. ``mean_human`` (only
+    with several annotators) averages the annotators who rated each sample. A rater with fewer
+    than 3 pairs gets NaN rows with the reason in ``note``.
     """
     if not isinstance(run_table, pd.DataFrame):
         raise TypeError(f"run_table must be a pandas DataFrame, got {type(run_table).__name__}")
@@ -423,6 +419,8 @@ def agreement_table(run_table: pd.DataFrame, annotations: pd.DataFrame, *, annot
     ok = rt["judge_status"].eq("ok") if "judge_status" in rt.columns else pd.Series(True, rt.index)
     judge = pd.to_numeric(rt.loc[ok, "score"], errors="coerce")
     judge.index = rt.loc[ok, "id"].astype(str).str.strip()
+    if judge.index.has_duplicates:
+        raise ValueError(f"run_table: duplicated id {judge.index[judge.index.duplicated()][0]!r}")
     ann = _validate_annotations(annotations)
     raters = sorted(ann["annotator"].unique())
     if annotator is not None:

@@ -1,0 +1,328 @@
+"""A loopback HTTP server speaking the OpenAI and Gemini wire protocols, for tests and benchmarks.
+
+It answers ``POST .../chat/completions`` (OpenAI, OpenAI-compatible) and
+``POST /{api_version}/models/{model}:generateContent`` (Gemini) on 127.0.0.1, so the real
+``openai`` and ``google-genai`` clients can be exercised over real HTTP. It records every request
+(decoded JSON, prompt text, decoded images, headers, arrival/response times, in-flight count),
+can add latency, and injects faults by rule::
+
+    server.add_fault("429", match="cls-3", times=1, retry_after=0.3)   # first request about cls-3
+    server.add_fault("slow", delay=2.0)                                  # every request
+
+Faults: ``ok``, ``429``, ``500``, ``503``, ``401``, ``slow``, ``truncated`` (cut JSON, finish
+reason length / MAX_TOKENS), ``truncated_stop`` (cut JSON, normal finish), ``schema`` (missing
+field), ``out_of_range`` (score 9), ``fenced`` (```json fenced), ``chatty`` (JSON inside prose),
+``refusal``, ``empty`` (no choices / candidates), ``broken_body`` (HTTP body cut mid-JSON).
+
+Use as a pytest plugin (``pytest_plugins = ["loopback_server"]`` in ``tests/conftest.py``) for
+the ``loopback_server`` fixture, or directly: ``with LoopbackServer(latency=0.5) as server: ...``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import pytest
+
+FAULTS = ("ok", "429", "500", "503", "401", "slow", "truncated", "truncated_stop", "schema", "out_of_range",
+          "fenced", "chatty", "refusal", "empty", "broken_body")
+_GEMINI_PATH = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):generateContent$")
+_DATA_URL = re.compile(r"^data:(?P<mime>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
+
+
+@dataclass
+class Rule:
+    """A fault injected into requests whose prompt text contains ``match`` (any if None)."""
+
+    fault: str
+    match: str | None = None
+    times: int | None = None  # fire at most this many times; None = always
+    retry_after: float | None = None
+    retry_after_header: str = "Retry-After"  # or "retry-after-ms" (value then in ms)
+    delay: float = 2.0  # "slow": seconds before answering
+
+
+@dataclass
+class RecordedRequest:
+    protocol: str  # "openai" or "gemini"
+    path: str
+    model: str
+    headers: dict[str, str]
+    body: dict
+    text: str  # all text parts (system + user)
+    images: list[bytes]
+    received: float  # time.monotonic() when the body was read
+    responded: float = 0.0  # time.monotonic() just before the response was written
+    status: int = 0
+    fault: str = "ok"
+    usage: tuple[int, int] = (0, 0)  # (input, output) tokens reported
+
+    @property
+    def api_key(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        return auth[7:] if auth.lower().startswith("bearer ") else self.headers.get("x-goog-api-key")
+
+
+def _answer(score: int) -> dict:
+    return {"description": "The visible region shows the object's body.",
+            "justification": "Most of the predicted object is visible with little background.", "score": score}
+
+
+class LoopbackServer:
+    """Threaded OpenAI + Gemini loopback server. ``latency`` seconds are added to every request."""
+
+    def __init__(self, latency: float = 0.0, score: int | Callable[[RecordedRequest], int] = 3,
+                 required_key: str | None = None) -> None:
+        self.latency = latency
+        self.score = score
+        self.required_key = required_key  # answer 401 (echoing the key sent) on any other key
+        self.rules: list[Rule] = []
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> "LoopbackServer":
+        handler = type("Handler", (_Handler,), {"owner": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="loopback-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "LoopbackServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url + "/v1"
+
+    # -- configuration -----------------------------------------------------------------------------
+    def add_fault(self, fault: str, match: str | None = None, times: int | None = None, **kw: Any) -> Rule:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {FAULTS}")
+        rule = Rule(fault, match, times, **kw)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def reset(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.requests.clear()
+            self.max_in_flight = 0
+
+    def _pick(self, text: str) -> Rule | None:
+        with self._lock:
+            for rule in self.rules:
+                if (rule.match is None or rule.match in text) and (rule.times is None or rule.times > 0):
+                    if rule.times is not None:
+                        rule.times -= 1
+                    return rule
+        return None
+
+    def _enter(self, rec: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(rec)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _score(self, rec: RecordedRequest) -> int:
+        return self.score(rec) if callable(self.score) else int(self.score)
+
+
+def _decode_data(data: str) -> bytes:
+    """Standard or URL-safe base64 (google-genai sends URL-safe), padding optional."""
+    data = data.strip().replace("-", "+").replace("_", "/")
+    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+
+
+def _parse_openai(body: dict) -> tuple[str, list[bytes]]:
+    texts, images = [], []
+    for msg in body.get("messages", []):
+        content = msg.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for part in content or []:
+            if part.get("type") == "text":
+                texts.append(part.get("text", ""))
+            elif part.get("type") == "image_url":
+                m = _DATA_URL.match(part["image_url"]["url"])
+                if m:
+                    images.append(_decode_data(m.group("data")))
+    return "\n".join(texts), images
+
+
+def _parse_gemini(body: dict) -> tuple[str, list[bytes]]:
+    texts, images = [], []
+    system = body.get("systemInstruction") or body.get("system_instruction") or {}
+    contents = list(body.get("contents", [])) + ([system] if system else [])
+    for content in contents:
+        for part in content.get("parts", []):
+            if "text" in part:
+                texts.append(part["text"])
+            inline = part.get("inlineData") or part.get("inline_data")
+            if inline:
+                images.append(_decode_data(inline["data"]))
+    return "\n".join(texts), images
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: LoopbackServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        path = self.path.split("?", 1)[0]
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return self._send(400, {"error": {"message": "body is not JSON"}})
+        gem = _GEMINI_PATH.match(path)
+        if path.endswith("/chat/completions"):
+            text, images = _parse_openai(body)
+            rec = RecordedRequest("openai", path, str(body.get("model")), headers, body, text, images, time.monotonic())
+        elif gem:
+            text, images = _parse_gemini(body)
+            rec = RecordedRequest("gemini", path, gem.group("model"), headers, body, text, images, time.monotonic())
+        else:
+            return self._send(404, {"error": {"message": f"no route for {path}"}})
+        server = self.owner
+        server._enter(rec)
+        try:
+            if server.latency:
+                time.sleep(server.latency)
+            if server.required_key is not None and rec.api_key != server.required_key:
+                rec.fault = "401"
+                return self._error(rec, 401, f"Incorrect API key provided: {rec.api_key}")
+            rule = server._pick(text)
+            rec.fault = rule.fault if rule else "ok"
+            self._respond(rec, rule)
+        finally:
+            server._leave()
+
+    # -- responses ---------------------------------------------------------------------------------
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+            pass
+
+    def _error(self, rec: RecordedRequest, status: int, message: str, headers: dict | None = None) -> None:
+        rec.status, rec.responded = status, time.monotonic()
+        if rec.protocol == "gemini":
+            names = {401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+            payload = {"error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}}
+        else:
+            payload = {"error": {"message": message, "type": "loopback_error", "code": str(status)}}
+        self._send(status, payload, headers)
+
+    def _respond(self, rec: RecordedRequest, rule: Rule | None) -> None:
+        fault = rule.fault if rule else "ok"
+        if fault in ("429", "503") and rule is not None and rule.retry_after is not None:
+            value = rule.retry_after * 1000 if rule.retry_after_header.lower() == "retry-after-ms" else rule.retry_after
+            return self._error(rec, int(fault), f"injected {fault}", {rule.retry_after_header: f"{value:g}"})
+        if fault in ("429", "500", "503", "401"):
+            return self._error(rec, int(fault), f"injected {fault}")
+        if fault == "slow":
+            time.sleep(rule.delay if rule else 2.0)
+        answer = json.dumps(_answer(self.owner._score(rec)))
+        content: str | None = answer
+        finish = "stop"
+        if fault == "truncated":
+            content, finish = answer[: len(answer) // 2], "length"
+        elif fault == "truncated_stop":
+            content = answer[: len(answer) // 2]
+        elif fault == "schema":
+            content = json.dumps({"description": "a dog", "score": 4})
+        elif fault == "out_of_range":
+            content = json.dumps({**_answer(3), "score": 9})
+        elif fault == "fenced":
+            content = f"```json\n{answer}\n```"
+        elif fault == "chatty":
+            content = f"Sure! Here is my assessment of the attention map:\n{answer}\nLet me know if you need more."
+        elif fault == "refusal":
+            content, finish = None, "refusal"
+        elif fault == "empty":
+            content, finish = None, "empty"
+        usage = (100 + len(rec.text) // 4 + 85 * len(rec.images), max(1, len(content or "") // 4))
+        rec.usage = usage
+        payload = (self._gemini_payload if rec.protocol == "gemini" else self._openai_payload)(rec, content, finish, usage)
+        rec.status, rec.responded = 200, time.monotonic()
+        raw = None
+        if fault == "broken_body":
+            full = json.dumps(payload).encode()
+            raw = full[: len(full) // 2]
+        self._send(200, payload, raw=raw)
+
+    @staticmethod
+    def _openai_payload(rec: RecordedRequest, content: str | None, finish: str, usage: tuple[int, int]) -> dict:
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if finish == "refusal":
+            message["refusal"] = "I'm sorry, I can't help with that."
+            finish = "stop"
+        choices = [] if finish == "empty" else [
+            {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]
+        return {"id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()),
+                "model": rec.model, "choices": choices,
+                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}}
+
+    @staticmethod
+    def _gemini_payload(rec: RecordedRequest, content: str | None, finish: str, usage: tuple[int, int]) -> dict:
+        meta = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1], "totalTokenCount": sum(usage)}
+        if finish == "empty":
+            return {"candidates": [], "usageMetadata": meta, "modelVersion": rec.model}
+        if finish == "refusal":
+            candidate: dict[str, Any] = {"finishReason": "SAFETY", "index": 0, "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]}
+        else:
+            candidate = {"content": {"role": "model", "parts": [{"text": content}]}, "index": 0,
+                         "finishReason": "MAX_TOKENS" if finish == "length" else "STOP"}
+        return {"candidates": [candidate], "usageMetadata": meta, "modelVersion": rec.model}
+
+
+@pytest.fixture
+def loopback_server():
+    """A started :class:`LoopbackServer` (no latency, no faults), stopped after the test."""
+    with LoopbackServer() as server:
+        yield server

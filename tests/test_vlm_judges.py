@@ -363,7 +363,7 @@ def test_tolerant_parser():
         text[:30]: "truncated",
         "I cannot evaluate this image.": "no JSON object",
         "": "empty response",
-        "[1, 2]": "no JSON object",
+        "[1, 2]": "expected a JSON object",
     }
     for bad, reason in cases.items():
         with pytest.raises(ParseFailure, match=reason):

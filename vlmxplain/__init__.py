@@ -15,7 +15,7 @@ from .classifiers import Classifier, load_classifier
 from .judges.base import Judge, JudgeInput, Judgment
 from .judges.registry import make_judge, parse_judge_spec
 from .masks import masked_image, overlay, saliency, sigmoid_mask, thumbnail
-from .pipeline import ExplainSummary, explain
+from .pipeline import ExplainSummary, explain, rejudge
 from .run import Run, open_run
 from .store import JudgmentCache, RunStore
 
@@ -24,5 +24,5 @@ __all__ = [
     "CAM_METHODS", "CamResult", "Classifier", "ExplainSummary", "Judge", "JudgeInput", "Judgment", "JudgmentCache",
     "QuadrantSummary", "Run", "RunStore", "compute_cams", "datasets", "explain", "get_cam_method",
     "load_classifier", "make_judge", "masked_image", "open_run", "overlay", "parse_judge_spec",
-    "quadrant_summary", "saliency", "sigmoid_mask", "thumbnail",
+    "quadrant_summary", "rejudge", "saliency", "sigmoid_mask", "thumbnail",
 ]

@@ -288,3 +288,52 @@ def _judge_items(
             summary.failed += 1
         bar.update(1)
         bar.set_postfix(done=summary.judged, failed=summary.failed, cached=summary.cached)
+
+
+def rejudge(
+    run,
+    *,
+    judge: str | Judge | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+    judge_options: dict | None = None,
+    classifier: Classifier | None = None,
+    cache: JudgmentCache | str | Path | bool = True,
+    progress: bool = True,
+) -> ExplainSummary:
+    """Judge an existing run again at another alpha/beta and/or with another judge, from the
+    stored CAMs and images alone (no dataset, no CAM recomputation). Already judged samples
+    are skipped, so it resumes too. ``offline:faithfulness`` needs ``classifier``.
+    The run's current view (``run.table``) is left as it is; read the new judgments with
+    ``run.table_for(judge=..., alpha=..., beta=...)``.
+    """
+    t0 = time.perf_counter()
+    cfg = run.config
+    a, b = validate_mask_params(cfg["alpha"] if alpha is None else alpha, cfg["beta"] if beta is None else beta)
+    the_judge = make_judge(judge or cfg["judge"], classifier=classifier, **(judge_options or {}))
+    if classifier is not None and classifier.fingerprint != cfg.get("classifier_fingerprint"):
+        raise ValueError("classifier: not the classifier this run was computed with (fingerprints differ)")
+    store = run.store
+    judgment_cache = None
+    if cache is not False:
+        judgment_cache = cache if isinstance(cache, JudgmentCache) else JudgmentCache(None if cache is True else cache)
+    ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b))
+    summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
+    samples = store.samples().set_index("id")
+    bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
+               unit="img", disable=not progress)
+    try:
+        for start in range(0, len(ids), 32):
+            items = [
+                make_judge_input(i, run.image(i), store.get_cam(i), a, b, run.class_names,
+                                 label=samples.loc[i, "label"], object_mask=run.object_mask(i))
+                for i in ids[start : start + 32]
+            ]
+            _judge_items(the_judge, items, store, judgment_cache, a, b, summary, bar)
+    finally:
+        bar.close()
+        the_judge.close()
+        if judgment_cache is not None and not isinstance(cache, JudgmentCache):
+            judgment_cache.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary

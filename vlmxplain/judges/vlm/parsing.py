@@ -34,6 +34,8 @@ def describe_validation_error(exc: ValidationError) -> str:
             missing.append(field)
         elif kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
             problems.append(f"{field} out of range (must be 0-5)")
+        elif kind == "model_type":
+            problems.append("expected a JSON object")
         elif kind == "json_invalid":
             problems.append("invalid JSON")
         else:

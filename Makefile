@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m vlmxplain.demo --figures figures
+	$(VENV)/bin/vlmxplain run pipeline --out figures -p data gallery -p run_dir runs/pipeline-gallery --name pipeline-gallery.ipynb
+	$(VENV)/bin/vlmxplain run pipeline --out figures -p data shapes -p judge offline:groundtruth -p run_dir runs/pipeline-shapes --name pipeline-shapes.ipynb
 
 test: $(STAMP)
 	$(PY) -m pytest

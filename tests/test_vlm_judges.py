@@ -202,6 +202,7 @@ def test_key_never_appears_in_judgments_reprs_logs_or_errors(loopback_server, pr
     blob = "".join(j.model_dump_json() for j in results.values())
     blob += repr(judge) + str(judge) + json.dumps(judge.settings()) + str(bad.value) + f"{judge._key}"
     out, err = capfd.readouterr()
+    assert "retry 1/1" in caplog.text  # the logs were captured (and looked at)
     for text in (blob, caplog.text, out, err):
         assert key not in text and SECRET not in text and GSECRET not in text
 

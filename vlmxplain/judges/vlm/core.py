@@ -234,6 +234,8 @@ class VLMJudge(Judge):
         while True:
             if fatal:
                 return self._failure(f"not sent: an earlier request failed with {fatal[0].reason()}")
+            if stop.is_set():
+                return self._failure("not sent: judging was stopped")
             if not self.limiter.acquire(estimate, stop):
                 return self._failure("not sent: judging was stopped")
             attempt += 1

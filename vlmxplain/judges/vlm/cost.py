@@ -168,7 +168,7 @@ def estimate_cost(
     from .core import VLMJudge, VLMOptions  # local: core imports this module
     from .prompts import get_template
 
-    if isinstance(data_or_n, bool) or not (isinstance(data_or_n, int) or hasattr(data_or_n, "__len__")):
+    if isinstance(data_or_n, (bool, str, bytes)) or not (isinstance(data_or_n, int) or hasattr(data_or_n, "__len__")):
         raise TypeError(f"data_or_n must be a number of samples or a sized dataset, got {type(data_or_n).__name__}")
     n = int(data_or_n) if isinstance(data_or_n, int) else len(data_or_n)
     if n < 0:

@@ -7,6 +7,8 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+
+pytest_plugins = ["loopback_server"]  # the OpenAI/Gemini wire-protocol test server and its fixture
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 

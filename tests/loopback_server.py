@@ -19,14 +19,20 @@ the ``loopback_server`` fixture, or directly: ``with LoopbackServer(latency=0.5)
 """
 from __future__ import annotations
 
+import argparse
 import base64
+import contextlib
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+import urllib.request
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -91,11 +97,12 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         handler = type("Handler", (_Handler,), {"owner": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="loopback-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="loopback-server",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -105,7 +112,7 @@ class LoopbackServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -198,9 +205,20 @@ def _parse_gemini(body: dict) -> tuple[str, list[bytes]]:
 class _Handler(BaseHTTPRequestHandler):
     owner: LoopbackServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else Nagle + delayed ACK add ~40 ms to every response
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        """``GET /_stats``: request count and concurrency, for a server in another process."""
+        if self.path != "/_stats":
+            return self._send(404, {"error": {"message": f"no route for {self.path}"}})
+        server = self.owner
+        with server._lock:
+            stats = {"requests": len(server.requests), "max_in_flight": server.max_in_flight,
+                     "in_flight": server.in_flight}
+        self._send(200, stats)
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
@@ -287,7 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
             content, finish = None, "empty"
         usage = (100 + len(rec.text) // 4 + 85 * len(rec.images), max(1, len(content or "") // 4))
         rec.usage = usage
-        payload = (self._gemini_payload if rec.protocol == "gemini" else self._openai_payload)(rec, content, finish, usage)
+        build = self._gemini_payload if rec.protocol == "gemini" else self._openai_payload
+        payload = build(rec, content, finish, usage)
         rec.status, rec.responded = 200, time.monotonic()
         raw = None
         if fault == "broken_body":
@@ -321,8 +340,44 @@ class _Handler(BaseHTTPRequestHandler):
         return {"candidates": [candidate], "usageMetadata": meta, "modelVersion": rec.model}
 
 
+@contextlib.contextmanager
+def loopback_subprocess(latency: float = 0.0) -> Iterator[tuple[str, Callable[[], dict]]]:
+    """Run a :class:`LoopbackServer` in its own process (as a real VLM server would be), so its
+    CPU time does not compete with the client's. Yields ``(base url, stats())``."""
+    proc = subprocess.Popen([sys.executable, __file__, "--latency", str(latency)], stdout=subprocess.PIPE,
+                            stdin=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"loopback server did not start (got {url!r})")
+
+        def stats() -> dict:
+            with urllib.request.urlopen(url + "/_stats", timeout=10) as response:
+                return json.load(response)
+
+        yield url, stats
+    finally:
+        if proc.stdin:
+            proc.stdin.close()  # the child exits when its stdin closes
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture
 def loopback_server():
     """A started :class:`LoopbackServer` (no latency, no faults), stopped after the test."""
     with LoopbackServer() as server:
         yield server
+
+
+if __name__ == "__main__":  # python tests/loopback_server.py --latency 0.5  (prints its URL; stops on EOF)
+    parser = argparse.ArgumentParser(description="OpenAI + Gemini loopback test server")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    with LoopbackServer(latency=args.latency) as _server:
+        print(_server.url, flush=True)
+        sys.stdin.read()

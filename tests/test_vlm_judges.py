@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from loopback_server import FAULTS, LoopbackServer, loopback_server  # noqa: F401  (fixture)
+from loopback_server import FAULTS, LoopbackServer, loopback_server, loopback_subprocess  # noqa: F401
 from PIL import Image
 
 from vlmxplain.judges.base import JudgeInput, Judgment, png_bytes
@@ -405,3 +405,11 @@ def test_estimate_from_a_built_judge_and_actual_cost(loopback_server):
     assert cost.output_tokens == sum(r.usage[1] for r in loopback_server.requests)
     assert cost.usd == pytest.approx((cost.input_tokens * 0.15 + cost.output_tokens * 0.6) / 1e6)
     assert ModelPrice(input_per_mtok=1, output_per_mtok=1).image == "tile"
+
+
+def test_server_in_its_own_process_serves_and_reports_stats():
+    with loopback_subprocess(latency=0.0) as (url, stats):
+        judge = GeminiJudge(JudgeSpec("gemini", "gemini-2.5-flash"), base_url=url, concurrency=2)
+        results = run_all(judge, [make_item(i) for i in range(3)])
+        assert all(j.ok for j in results.values())
+        assert stats()["requests"] == 3 and 1 <= stats()["max_in_flight"] <= 2

@@ -18,9 +18,11 @@ from .masks import masked_image, overlay, saliency, sigmoid_mask, thumbnail
 from .pipeline import ExplainSummary, explain, rejudge
 from .run import Run, open_run
 from .store import JudgmentCache, RunStore
+from .widgets import Annotator, JudgeViewer, MaskTuner, QuadrantBrowser
 
 
 __all__ = [
+    "Annotator", "JudgeViewer", "MaskTuner", "QuadrantBrowser",
     "CAM_METHODS", "CamResult", "Classifier", "ExplainSummary", "Judge", "JudgeInput", "Judgment", "JudgmentCache",
     "QuadrantSummary", "Run", "RunStore", "compute_cams", "datasets", "explain", "get_cam_method",
     "load_classifier", "make_judge", "masked_image", "open_run", "overlay", "parse_judge_spec",

@@ -159,6 +159,25 @@ class Run:
         return (f"Run({str(self.run_dir)!r}, samples={len(self)}, classifier={cfg.get('classifier')!r}, "
                 f"cam={cfg.get('cam')!r}, judge={cfg.get('judge')!r}, alpha={cfg.get('alpha')}, beta={cfg.get('beta')})")
 
+    # ------------------------------------------------------------------ panels (ipywidgets)
+    def viewer(self, **kw):
+        """A :class:`~vlmxplain.widgets.JudgeViewer` over this run (one sample at a time)."""
+        from .widgets import JudgeViewer
+
+        return JudgeViewer(self, **kw)
+
+    def browser(self, **kw):
+        """A :class:`~vlmxplain.widgets.QuadrantBrowser` over this run (clickable matrix, gallery)."""
+        from .widgets import QuadrantBrowser
+
+        return QuadrantBrowser(self, **kw)
+
+    def annotate(self, annotator: str, **kw):
+        """An :class:`~vlmxplain.widgets.Annotator` for ``annotator`` (blind scoring, saved at once)."""
+        from .widgets import Annotator
+
+        return Annotator(self, annotator, **kw)
+
 
 def open_run(run_dir: str | Path) -> Run:
     """Reopen a finished or interrupted run."""

@@ -240,6 +240,8 @@ class RunStore:
         sql = "SELECT sample_id FROM judgments WHERE judge_id=? AND prompt_version=? AND alpha=? AND beta=?"
         if not include_failed:
             sql += " AND status = 'ok'"
+        else:  # a question that was never sent (run stopped, auth failure) is not finished
+            sql += " AND NOT (status = 'failed' AND error LIKE 'not sent:%')"
         return {r[0] for r in self._conn.execute(sql, (judge_id, prompt_version, float(alpha), float(beta)))}
 
     def judgments(self, judge_id: str | None = None, prompt_version: str | None = None,

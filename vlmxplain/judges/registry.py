@@ -78,5 +78,6 @@ def _load_builtin_backends() -> None:
     from . import offline  # noqa: F401
     try:
         from . import vlm  # noqa: F401
-    except ImportError:  # VLM backends not present in this build
-        pass
+    except ModuleNotFoundError as err:  # an SDK (openai / google-genai) is not installed
+        if err.name and err.name.split(".")[0] not in ("openai", "google"):
+            raise

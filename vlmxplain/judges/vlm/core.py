@@ -9,11 +9,13 @@ accounting, secrets hygiene — lives here, identical for every provider.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
+from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -40,7 +42,8 @@ class VLMOptions(BaseModel):
 
     input_kind: InputKind = "masked"
     image_size: int = Field(512, ge=32, le=4096, description="longest side of the image sent, px")
-    detail: Detail | None = Field(None, description="OpenAI image detail / Gemini media resolution; None = provider default")
+    detail: Detail | None = Field(None, description="OpenAI image detail / Gemini media resolution; "
+                                  "None = provider default")
     temperature: float | None = Field(0.0, ge=0.0, le=2.0, description="None = do not send (reasoning models)")
     max_output_tokens: int | None = Field(None, ge=16)
     template: PromptTemplate | None = Field(None, validate_default=True)
@@ -172,7 +175,8 @@ class VLMJudge(Judge):
         opts = self.options.model_dump(exclude={"template"})
         if opts.get("base_url"):
             parts = urlsplit(opts["base_url"])
-            opts["base_url"] = urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+            host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+            opts["base_url"] = urlunsplit((parts.scheme, host, parts.path, "", ""))
         return {"judge": self.id, "provider": self.provider, "model": self.model,
                 "prompt_version": self.prompt_version, "template": self.template.name,
                 "template_version": self.template.version, "detail": self.detail,
@@ -190,13 +194,17 @@ class VLMJudge(Judge):
         fatal: list[CallError] = []
         workers = min(self.options.concurrency, n)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlmx-judge")
+        # Requests are prepared (resize + PNG encode, GIL released) ahead of the workers, so a
+        # worker whose reply arrives sends its next request at once instead of encoding first.
+        prep = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="vlmx-prep")
         pending: dict[Future, int] = {}
         next_index = 0
 
         def submit_more() -> None:
             nonlocal next_index
             while next_index < n and len(pending) < 2 * workers:
-                pending[pool.submit(self._judge_safe, next_index, items[next_index], stop, fatal)] = next_index
+                prepared = prep.submit(self._prepare, items[next_index])
+                pending[pool.submit(self._judge_safe, next_index, prepared, stop, fatal)] = next_index
                 next_index += 1
 
         try:
@@ -210,10 +218,17 @@ class VLMJudge(Judge):
         finally:
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            prep.shutdown(wait=False, cancel_futures=True)
 
-    def _judge_safe(self, index: int, item: JudgeInput, stop: threading.Event, fatal: list) -> Judgment:
+    def _prepare(self, item: JudgeInput) -> tuple[bytes, str, int]:
+        """(PNG bytes, user prompt, token estimate) of one request."""
+        image = self.view(item)
+        prompt = self.render_prompt(item)
+        return png_bytes(image), prompt, self.estimated_tokens(prompt, *image.size)
+
+    def _judge_safe(self, index: int, prepared: Future, stop: threading.Event, fatal: list) -> Judgment:
         try:
-            return self._judge_one(index, item, stop, fatal)
+            return self._judge_one(index, prepared, stop, fatal)
         except Exception as exc:  # never raise for one item
             log.warning("%s: item %d: unexpected %s", self.id, index, type(exc).__name__)
             return self._failure(f"internal error: {type(exc).__name__}: {self._redact(exc)}")
@@ -222,14 +237,13 @@ class VLMJudge(Judge):
         return Judgment.failure(self.id, self.prompt_version, self._redact(reason)[:2000],
                                 raw=self._redact(raw)[:_RAW_LIMIT], **extra)
 
-    def _judge_one(self, index: int, item: JudgeInput, stop: threading.Event, fatal: list) -> Judgment:
+    def _judge_one(self, index: int, prepared: Future, stop: threading.Event, fatal: list) -> Judgment:
         try:
-            image = self.view(item)
-            png = png_bytes(image)
-            prompt = self.render_prompt(item)
+            png, prompt, estimate = prepared.result()
+        except CancelledError:
+            return self._failure("not sent: judging was stopped")
         except Exception as exc:
             return self._failure(f"bad input: {type(exc).__name__}: {exc}")
-        estimate = self.estimated_tokens(prompt, *image.size)
         attempt = 0
         while True:
             if fatal:

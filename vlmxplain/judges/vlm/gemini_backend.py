@@ -126,5 +126,6 @@ class GeminiJudge(VLMJudge):
             detail = f"finish_reason={finish}" + (f" ({message})" if message else "")
             return Reply(text, finish="blocked", detail=detail, body=body, **tokens)
         if not text:
-            return Reply(None, finish="empty", detail=f"no text (finish_reason={finish or 'none'})", body=body, **tokens)
+            detail = f"no text (finish_reason={finish or 'none'})"
+            return Reply(None, finish="empty", detail=detail, body=body, **tokens)
         return Reply(text, body=body, **tokens)

@@ -6,7 +6,7 @@ from any text (error messages, raw responses) before it is stored, logged or rai
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 #: Key sent to OpenAI-compatible local servers that need none (Ollama, vLLM without --api-key).
 PLACEHOLDER_KEY = "not-needed"

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 #: HTTP statuses worth retrying: request timeout, conflict/lock, rate limit, server errors.
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -10,6 +10,7 @@ why the model may be looking there; a justification; a 0–5 score with six anch
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import string
@@ -72,13 +73,18 @@ Then give a justification for your score, and score the attention from 0 to 5:
 Reply with JSON only: {{"description": "...", "justification": "...", "score": <0-5>}}"""
 
 
-def judge_response_schema(strict: bool = False) -> dict:
-    """JSON schema of the answer (:class:`JudgeResponse`); ``strict`` adds
-    ``additionalProperties: false`` and all-required, as OpenAI-style ``json_schema`` expects."""
+@functools.lru_cache(maxsize=2)
+def _schema_json(strict: bool) -> str:
     schema = JudgeResponse.model_json_schema()
     if strict:
         schema = {**schema, "additionalProperties": False, "required": sorted(schema["properties"])}
-    return schema
+    return json.dumps(schema)
+
+
+def judge_response_schema(strict: bool = False) -> dict:
+    """JSON schema of the answer (:class:`JudgeResponse`); ``strict`` adds
+    ``additionalProperties: false`` and all-required, as OpenAI-style ``json_schema`` expects."""
+    return json.loads(_schema_json(strict))
 
 
 class PromptTemplate(BaseModel):
@@ -101,7 +107,8 @@ class PromptTemplate(BaseModel):
         try:
             fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
         except ValueError as exc:
-            raise ValueError(f"prompt template is not a valid format string ({exc}); write literal braces as {{{{ }}}}") from None
+            raise ValueError(f"prompt template is not a valid format string ({exc}); "
+                             "write literal braces as {{ and }}") from None
         unknown = {f.split(".")[0].split("[")[0] for f in fields} - set(PLACEHOLDERS)
         if unknown or "" in fields:
             bad = ", ".join(sorted(repr(f) for f in (unknown or {""})))
@@ -129,7 +136,7 @@ class PromptTemplate(BaseModel):
 PAPER_RUBRIC = PromptTemplate(name="paper-rubric-v1", user=_RUBRIC)
 
 
-def get_template(template: "PromptTemplate | str | None") -> PromptTemplate:
+def get_template(template: PromptTemplate | str | None) -> PromptTemplate:
     """``None`` → :data:`PAPER_RUBRIC`; a string → a custom user template (default system text)."""
     if template is None:
         return PAPER_RUBRIC

@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
+
+from vlmxplain.analysis.quadrants import QUADRANTS
 
 from browser_support import (
-    HOSTILE_DESCRIPTION, HOSTILE_SAMPLE, NOTEBOOK, NotebookServer, build_demo_run, lab_run_notebook, open_browser,
+    HOSTILE_SAMPLE, NOTEBOOK, NotebookServer, build_demo_run, lab_run_notebook, open_browser,
     plant_hostile_judgment, require_chromium, screenshot,
 )
 
@@ -20,6 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 ANNOTATOR = "browser-test"
 WAIT = 30_000  # ms: one kernel round trip is well under a second; this only bounds a hang
+expect.set_options(timeout=WAIT)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,8 @@ def context(chromium):
 
 
 def _server_env(run, tmp) -> dict[str, str]:
-    return {"VX_PANELS_RUN_DIR": str(run.run_dir), "VX_ANNOTATOR": ANNOTATOR, "VLMXPLAIN_CACHE": str(tmp / "cache.sqlite")}
+    return {"VX_PANELS_RUN_DIR": str(run.run_dir), "VX_ANNOTATOR": ANNOTATOR,
+            "VLMXPLAIN_CACHE": str(tmp / "cache.sqlite")}
 
 
 def _no_injection(page) -> None:
@@ -56,8 +61,6 @@ def lab(demo_run, context, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab")
     with NotebookServer("lab", NOTEBOOK, tmp, env=_server_env(demo_run, tmp)) as server:
         page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda err: errors.append(str(err)))
         try:
             lab_run_notebook(page, server)
             page.wait_for_selector(".vx-annotator .vx-progress", timeout=90_000)
@@ -75,146 +78,115 @@ def _src(locator) -> str:
     return locator.get_attribute("src") or ""
 
 
-def _wait_changed(page, locator, before: str, what: str) -> str:
-    """Wait until the element's ``src`` differs from ``before``; return the new value."""
-    handle = locator.element_handle()
-    page.wait_for_function("([el, old]) => el.getAttribute('src') && el.getAttribute('src') !== old",
-                           arg=[handle, before], timeout=WAIT)
-    return _src(locator)
+def _move_slider(panel, css: str, key: str, presses: int) -> None:
+    """Move a slider with the keyboard, as a user can: focus its handle, press arrow keys."""
+    handle = panel.locator(f"{css} .noUi-handle")
+    handle.focus()
+    for _ in range(presses):
+        handle.press(key)
+
+
+def _kept_percent(text: str) -> float:
+    return float(re.search(r"kept ([\d.]+)%", text).group(1))
 
 
 def test_mask_tuner_beta_slider_changes_image(lab):
-    page = lab
-    tuner = page.locator(".vx-mask-tuner")
-    image, kept = tuner.locator("img.vx-image"), tuner.locator(".vx-kept")
-    page.wait_for_function("() => document.querySelector('.vx-mask-tuner img.vx-image').naturalWidth > 100",
-                           timeout=WAIT)
-    src, kept_before = _src(image), kept.inner_text()
-    assert "kept" in kept_before and "beta 0.6" in tuner.locator(".vx-params").inner_text()
-    handle = tuner.locator(".vx-beta .noUi-handle")
-    handle.focus()
-    for _ in range(10):
-        handle.press("ArrowLeft")
-    page.wait_for_function("() => document.querySelector('.vx-mask-tuner .vx-params').textContent.includes('beta 0.5')",
-                           timeout=WAIT)
-    _wait_changed(page, image, src, "tuner image")
-    kept_after = kept.inner_text()
-    share = lambda text: float(re.search(r"([\d.]+)%", text).group(1))  # noqa: E731
-    assert share(kept_after) > share(kept_before), "a lower beta keeps more of the image"
-    assert "beta=0.5" in tuner.locator(".vx-snippet").inner_text()
+    tuner = lab.locator(".vx-mask-tuner")
+    image, info = tuner.locator("img.vx-image"), tuner.locator(".vx-info")
+    expect(info).to_contain_text("beta 0.6")
+    src, kept_before = _src(image), _kept_percent(info.inner_text())
+    _move_slider(tuner, ".vx-beta", "ArrowLeft", 10)  # 0.60 → 0.50
+    expect(info).to_contain_text("beta 0.5")
+    expect(image).not_to_have_attribute("src", src)  # a new frame came from the kernel
+    assert _kept_percent(info.inner_text()) > kept_before, "a lower beta keeps more of the image"
+    expect(tuner.locator(".vx-snippet")).to_contain_text("beta=0.5")
     screenshot(tuner, "mask-tuner")
 
 
 def test_judge_viewer_shows_judge_text_as_text_and_pages(lab, demo_run):
-    page = lab
-    viewer = page.locator(".vx-judge-viewer:not(.vx-embedded)")
+    viewer = lab.locator(".vx-judge-viewer:not(.vx-embedded)")
     ids = list(demo_run.table["id"])
-    position = viewer.locator(".vx-position")
-    assert position.inner_text().startswith(f"1 / {len(ids)}") and ids[0] in position.inner_text()
+    n = len(ids)
     assert ids[0] == HOSTILE_SAMPLE
-    card = viewer.locator(".vx-card")
-    assert '<img src=x onerror="window.__vx_xss=1">' in card.inner_text()
-    assert "<script>window.__vx_xss=2</script>" in card.inner_text()
-    assert "<b>bold claim</b>" in card.inner_text()
-    viewer.locator(".vx-raw-box .jupyter-widget-Collapse-header").first.click()
+    position, card = viewer.locator(".vx-position"), viewer.locator(".vx-card")
+    expect(position).to_contain_text(f"1 / {n} · {ids[0]}")
+    text = card.inner_text()  # the hostile HTML shows as literal text
+    assert '<img src=x onerror="window.__vx_xss=1">' in text and "<script>window.__vx_xss=2</script>" in text
+    assert "<b>bold claim</b>" in text
     raw = viewer.locator(".vx-raw")
-    raw.wait_for(state="visible", timeout=WAIT)
-    assert "<img src=x" in raw.inner_text()
-    _no_injection(page)
+    expect(raw).to_be_hidden()  # the raw response starts collapsed
+    viewer.locator(".vx-raw-box .jupyter-widget-Collapse-header").first.click()
+    expect(raw).to_contain_text('<img src=x onerror=\\"window.__vx_xss=4\\">')
+    _no_injection(lab)
     screenshot(viewer, "judge-viewer-hostile")
 
     masked = viewer.locator("img.vx-masked")
     src = _src(masked)
     viewer.locator("button.vx-next").click()
-    page.wait_for_function(
-        "([sel, text]) => document.querySelector(sel).textContent.includes(text)",
-        arg=[".vx-judge-viewer:not(.vx-embedded) .vx-position", f"2 / {len(ids)} · {ids[1]}"], timeout=WAIT)
-    _wait_changed(page, masked, src, "viewer masked image")
-    assert ids[1] in card.inner_text()
+    expect(position).to_contain_text(f"2 / {n} · {ids[1]}")
+    expect(masked).not_to_have_attribute("src", src)
+    expect(card).to_contain_text(ids[1])
     jump = viewer.locator(".vx-jump input")
     jump.fill("5")
     jump.press("Enter")
-    page.wait_for_function(
-        "([sel, text]) => document.querySelector(sel).textContent.includes(text)",
-        arg=[".vx-judge-viewer:not(.vx-embedded) .vx-position", f"5 / {len(ids)} · {ids[4]}"], timeout=WAIT)
+    expect(position).to_contain_text(f"5 / {n} · {ids[4]}")
     viewer.locator("button.vx-prev").click()
-    page.wait_for_function(
-        "([sel, text]) => document.querySelector(sel).textContent.includes(text)",
-        arg=[".vx-judge-viewer:not(.vx-embedded) .vx-position", f"4 / {len(ids)} · {ids[3]}"], timeout=WAIT)
+    expect(position).to_contain_text(f"4 / {n} · {ids[3]}")
     screenshot(viewer, "judge-viewer-paged")
 
 
-def _visible_tiles(panel) -> list[str]:
-    return [t.split(" · ")[0] for t in panel.locator(".vx-thumb-open:visible").all_inner_texts()]
-
-
 def test_quadrant_browser_cell_click_changes_gallery(lab, demo_run):
-    page = lab
     table = demo_run.table
-    panel = page.locator(".vx-quadrant-browser")
-    by_quadrant = {q: list(table.loc[table["quadrant"] == q, "id"]) for q in table["quadrant"].unique()}
-    start = panel.locator(".vx-cell-selected")
-    first = next(q for q in ("Correct-High", "Correct-Low", "Wrong-High", "Wrong-Low") if by_quadrant.get(q))
-    assert f"vx-cell-{first.lower()}" in start.get_attribute("class")
-    assert _visible_tiles(panel) == by_quadrant[first][:4]
-    target = next(q for q in ("Wrong-Low", "Correct-Low", "Wrong-High") if by_quadrant.get(q) and q != first)
-    expected = by_quadrant[target][:4]
+    panel = lab.locator(".vx-quadrant-browser")
+    members = {q: list(table.loc[table["quadrant"] == q, "id"]) for q in QUADRANTS}
+    tiles = panel.locator(".vx-thumb-open:visible")
+    first = next(q for q in QUADRANTS if members[q])  # selected at start
+    expect(panel.locator(f".vx-cell-{first.lower()}")).to_have_class(re.compile("vx-cell-selected"))
+    expect(tiles).to_have_text([re.compile(f"^{re.escape(i)} · ") for i in members[first][:4]])
+    target = next(q for q in reversed(QUADRANTS) if members[q] and q != first)
     cell = panel.locator(f".vx-cell-{target.lower()}")
-    assert cell.inner_text().startswith(f"{len(by_quadrant[target])} · ")
+    expect(cell).to_have_text(re.compile(f"^{len(members[target])} · "))
     cell.click()
-    page.wait_for_function(
-        """([expected]) => JSON.stringify([...document.querySelectorAll('.vx-quadrant-browser .vx-thumb-open')]
-               .filter(b => b.offsetParent !== null).map(b => b.textContent.split(' · ')[0]))
-               === JSON.stringify(expected)""",
-        arg=[expected], timeout=WAIT)
-    assert "vx-cell-selected" in cell.get_attribute("class")
+    expect(tiles).to_have_text([re.compile(f"^{re.escape(i)} · ") for i in members[target][:4]])
+    expect(cell).to_have_class(re.compile("vx-cell-selected"))
     screenshot(panel, "quadrant-browser-cell")
 
-    panel.locator(".vx-thumb-open:visible").first.click()
+    tiles.first.click()  # opens that sample in the viewer inside the panel
     embedded = panel.locator(".vx-judge-viewer.vx-embedded .vx-position")
-    embedded.wait_for(state="visible", timeout=WAIT)
-    page.wait_for_function(
-        "([text]) => document.querySelector('.vx-quadrant-browser .vx-embedded .vx-position').textContent.includes(text)",
-        arg=[f"1 / {len(by_quadrant[target])} · {expected[0]}"], timeout=WAIT)
+    expect(embedded).to_be_visible()
+    expect(embedded).to_contain_text(f"1 / {len(members[target])} · {members[target][0]}")
     screenshot(panel, "quadrant-browser-viewer")
 
 
 def test_annotator_score_is_saved_to_the_run_store(lab, demo_run):
     from vlmxplain.store import RunStore
 
-    page = lab
     ids = list(demo_run.table["id"])
-    panel = page.locator(".vx-annotator")
-    assert f"({ids[0]})" in panel.locator(".vx-progress").inner_text()
-    assert not panel.locator(".vx-judge").is_visible(), "blind: the judge's verdict is hidden before scoring"
+    panel = lab.locator(".vx-annotator")
+    progress, saved_line, judge = panel.locator(".vx-progress"), panel.locator(".vx-saved"), panel.locator(".vx-judge")
+    expect(progress).to_contain_text(f"({ids[0]})")
+    expect(judge).to_be_hidden()  # blind: the judge's verdict is hidden before scoring
     panel.locator(".vx-score button", has_text="4").click()
-    page.wait_for_function(
-        "() => document.querySelector('.vx-annotator .vx-saved').textContent.includes('score 4')", timeout=WAIT)
+    expect(saved_line).to_contain_text(f"score 4 for {ids[0]}")
     store = RunStore(demo_run.run_dir)  # a second connection to the same SQLite file
     try:
-        saved = store.annotations(ANNOTATOR).set_index("sample_id")
-        assert saved.loc[ids[0], "score"] == 4.0
-        judge = panel.locator(".vx-judge")
-        judge.wait_for(state="visible", timeout=WAIT)
-        assert HOSTILE_DESCRIPTION.split(">")[0] in judge.inner_text()  # revealed, and shown as text
+        assert store.annotations(ANNOTATOR).set_index("sample_id").loc[ids[0], "score"] == 4.0
+        expect(judge).to_be_visible()
+        expect(judge).to_contain_text('<img src=x onerror="window.__vx_xss=1">')  # revealed, as text
         screenshot(panel, "annotator-revealed")
 
         keys = panel.locator(".vx-keys input")  # keyboard: accept, then score the next sample
         keys.fill("a")
         keys.press("Enter")
-        page.wait_for_function(
-            "([id]) => document.querySelector('.vx-annotator .vx-progress').textContent.includes('(' + id + ')')",
-            arg=[ids[1]], timeout=WAIT)
+        expect(progress).to_contain_text(f"({ids[1]})")
         keys.fill("2")
         keys.press("Enter")
-        page.wait_for_function(
-            "() => document.querySelector('.vx-annotator .vx-saved').textContent.includes('score 2')", timeout=WAIT)
+        expect(saved_line).to_contain_text(f"score 2 for {ids[1]}")
         saved = store.annotations(ANNOTATOR).set_index("sample_id")
-        assert saved.loc[ids[0], "accept"] is True
-        assert saved.loc[ids[1], "score"] == 2.0
+        assert saved.loc[ids[0], "accept"] is True and saved.loc[ids[1], "score"] == 2.0
     finally:
         store.close()
-    _no_injection(page)
+    _no_injection(lab)
     screenshot(panel, "annotator-keyboard")
 
 
@@ -230,19 +202,14 @@ def test_voila_renders_tuner_and_escapes_judge_text(demo_run, context, tmp_path_
             screenshot(page, "voila-startup-failure")
             raise RuntimeError(f"Voila did not render the panels: {err}\n{server.log_tail()}") from err
         tuner = page.locator(".vx-mask-tuner")
-        image = tuner.locator("img.vx-image")
-        page.wait_for_function("() => document.querySelector('.vx-mask-tuner img.vx-image').naturalWidth > 100",
-                               timeout=WAIT)
+        image, info = tuner.locator("img.vx-image"), tuner.locator(".vx-info")
+        expect(info).to_contain_text("beta 0.6")
         src = _src(image)
-        handle = tuner.locator(".vx-beta .noUi-handle")
-        handle.focus()
-        for _ in range(5):
-            handle.press("ArrowRight")
-        page.wait_for_function(
-            "() => document.querySelector('.vx-mask-tuner .vx-params').textContent.includes('beta 0.65')", timeout=WAIT)
-        _wait_changed(page, image, src, "tuner image")
+        _move_slider(tuner, ".vx-beta", "ArrowRight", 5)  # 0.60 → 0.65
+        expect(info).to_contain_text("beta 0.65")
+        expect(image).not_to_have_attribute("src", src)
         card = page.locator(".vx-judge-viewer:not(.vx-embedded) .vx-card")
-        assert '<img src=x onerror="window.__vx_xss=1">' in card.inner_text()
+        expect(card).to_contain_text('<img src=x onerror="window.__vx_xss=1">')
         _no_injection(page)
         screenshot(page, "voila-panels")
         page.close()

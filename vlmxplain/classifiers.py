@@ -95,23 +95,21 @@ def make_preprocess(
     std: Sequence[float] = (0.229, 0.224, 0.225),
     interpolation: str = "bicubic",
 ) -> Preprocess:
-    """Resize the whole image to ``size`` (no crop, so the CAM covers the whole image), scale
-    to [0, 1] and normalise."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import v2 as T
-
+    """Resize the whole image to ``size`` (no crop, so the CAM covers the whole image) with
+    PIL's antialiased filter (as timm's eval transforms do), scale to [0, 1] and normalise."""
     hw = (size, size) if isinstance(size, int) else tuple(size)
-    transform = T.Compose(
-        [
-            T.ToImage(),
-            T.Resize(hw, interpolation=InterpolationMode(interpolation), antialias=True),
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize(list(mean), list(std)),
-        ]
-    )
+    filters = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+               "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+    if interpolation not in filters:
+        raise ValueError(f"interpolation: one of {sorted(filters)}, got {interpolation!r}")
+    resample = filters[interpolation]
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(3, 1, 1)
+    shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(3, 1, 1)
 
     def preprocess(image: Image.Image) -> torch.Tensor:
-        return transform(image.convert("RGB"))
+        resized = image.convert("RGB").resize((hw[1], hw[0]), resample)
+        pixels = torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return pixels.float() * scale - shift
 
     preprocess.size = hw  # type: ignore[attr-defined]
     return preprocess

@@ -241,6 +241,8 @@ def explain(
         rate = run.acceptance_rate()
         if rate is not None:
             print(f"vlmxplain: acceptance rate {rate:.1%} (valid judgments / judged samples); run in {run_dir}")
+        if the_judge.is_vlm:
+            print(f"vlmxplain: judge requests of this run (cache hits are free): {run.cost()}")
     return run
 
 
@@ -272,6 +274,8 @@ def _judge_items(
             bar.update(1)
         else:
             to_ask.append((item, key))
+    if summary.cached:
+        bar.set_postfix(done=summary.judged, failed=summary.failed, cached=summary.cached)
     if not to_ask:
         return
     for k, judgment in judge.judge_many([it for it, _ in to_ask]):

@@ -117,11 +117,19 @@ class Run:
         return float((status[judged] == "ok").mean()) if judged.any() else None
 
     def usage(self) -> dict[str, int]:
-        """Token totals of the current judge."""
+        """Requests and tokens this run paid for with the current judge (cache hits cost nothing)."""
         t = self.table
-        return {"requests": int((~t["cached"] & t["judge_status"].isin(["ok", "failed"])).sum()),
-                "input_tokens": int(t["input_tokens"].fillna(0).sum()),
-                "output_tokens": int(t["output_tokens"].fillna(0).sum())}
+        paid = t[~t["cached"] & t["judge_status"].isin(["ok", "failed"])]
+        return {"requests": len(paid), "input_tokens": int(paid["input_tokens"].fillna(0).sum()),
+                "output_tokens": int(paid["output_tokens"].fillna(0).sum())}
+
+    def cost(self, prices: dict | None = None):
+        """:class:`~vlmxplain.judges.vlm.CostEstimate` of :meth:`usage` in USD (``prices`` overrides the table)."""
+        from .judges.vlm.cost import usage_cost
+
+        u = self.usage()
+        return usage_cost(self.config.get("judge", "offline:?"), u["requests"], u["input_tokens"],
+                          u["output_tokens"], prices=prices)
 
     # ------------------------------------------------------------------ one sample
     def image(self, sample_id: str) -> Image.Image:

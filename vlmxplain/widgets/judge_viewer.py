@@ -17,7 +17,7 @@ from ..views import (
     JUDGE_STATUSES, QUADRANT_VALUES, SCORE_MAX, SCORE_MIN, clamp, class_options, esc, filter_table,
     raw_response_html, sample_card_html, validate_score_range, with_threshold,
 )
-from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag, show
+from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..run import Run

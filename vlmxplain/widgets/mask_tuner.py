@@ -63,7 +63,8 @@ def _sources(source: Any) -> tuple[list[str], Any]:
             if not isinstance(it, (Image.Image, Sample)):
                 raise TypeError(f"image_or_dataset: item {k} is a {type(it).__name__}, expected a PIL image or Sample")
         return [it.id if isinstance(it, Sample) else f"image {k}" for k, it in enumerate(items)], items
-    raise TypeError(f"image_or_dataset: expected a PIL image, a Sample, a Dataset or a list, got {type(source).__name__}")
+    raise TypeError("image_or_dataset: expected a PIL image, a Sample, a Dataset or a list, "
+                    f"got {type(source).__name__}")
 
 
 class MaskTuner(StaticRepr, widgets.VBox):
@@ -99,6 +100,7 @@ class MaskTuner(StaticRepr, widgets.VBox):
         self.last_render_s = 0.0  #: server-side seconds of the last frame (mask + compose + encode)
         self._frame: Image.Image | None = None
         self._building = True
+        self._syncing_target = False
         self._build_controls()
         super().__init__(children=self._layout())
         self.add_class("vx-panel")
@@ -192,6 +194,8 @@ class MaskTuner(StaticRepr, widgets.VBox):
         self._render()
 
     def _on_target_pick(self, change: dict) -> None:
+        if self._syncing_target:
+            return
         value = change["new"]
         self.target = None if value in (None, PREDICTED) else int(value)
 
@@ -251,7 +255,8 @@ class MaskTuner(StaticRepr, widgets.VBox):
         try:
             self._current_cam()
         except InputSkipped as err:
-            self.status.value = f"<span style='color:#b00020'>image {esc(self.names[self.index])}: {esc(err.reason)}</span>"
+            name = esc(self.names[self.index])
+            self.status.value = f"<span style='color:#b00020'>image {name}: {esc(err.reason)}</span>"
             return
         except Exception as err:
             self.status.value = f"<span style='color:#b00020'>{esc(type(err).__name__)}: {esc(err)}</span>"
@@ -267,10 +272,13 @@ class MaskTuner(StaticRepr, widgets.VBox):
         options += [(f"{names[c]} ({p:.1%})", c) for c, p in info.top]
         if self.target is not None and self.target not in [c for c, _ in info.top]:
             options.append((f"{names[self.target]}", self.target))
-        value = PREDICTED if self.target is None else self.target
-        if list(self._target.options) != options:
-            self._target.options = options
-        self._target.value = value
+        self._syncing_target = True
+        try:
+            if list(self._target.options) != options:
+                self._target.options = options
+            self._target.value = PREDICTED if self.target is None else self.target
+        finally:
+            self._syncing_target = False
 
     def _render(self) -> None:
         """alpha, beta or view changed: re-derive the mask from the cached saliency."""

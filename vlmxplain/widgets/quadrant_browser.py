@@ -151,7 +151,8 @@ class QuadrantBrowser(StaticRepr, widgets.VBox):
     def _layout(self) -> list[widgets.Widget]:
         h = lambda text: widgets.HTML(f"<b>{text}</b>")  # noqa: E731
         grid = widgets.GridBox(
-            [h(""), self._matrix_header, h("Low"), h("Correct"), self._cells["Correct-High"], self._cells["Correct-Low"],
+            [h(""), self._matrix_header, h("Low"),
+             h("Correct"), self._cells["Correct-High"], self._cells["Correct-Low"],
              h("Wrong"), self._cells["Wrong-High"], self._cells["Wrong-Low"]],
             layout=widgets.Layout(grid_template_columns="6em 12em 12em", grid_gap="4px", width="fit-content"))
         grid.add_class("vx-matrix")

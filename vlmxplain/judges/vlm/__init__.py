@@ -9,7 +9,8 @@ Specs (see :mod:`vlmxplain.judges.registry`)::
 Options (all optional, see :class:`VLMOptions`): ``input_kind`` (masked | overlay | both),
 ``image_size`` (512), ``detail``, ``temperature`` (0), ``template``, ``concurrency`` (8),
 ``rpm``, ``tpm``, ``timeout`` (120 s), ``max_retries`` (4), ``max_output_tokens``, ``base_url``,
-and ``api_key`` (never stored or shown). :func:`estimate_cost` prices a run before it starts.
+and ``api_key`` (never stored or shown). :func:`estimate_cost` prices a run before it starts;
+:func:`usage_cost` prices recorded token usage (``Run.cost()``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from ..registry import JudgeSpec, register_judge
 from .core import CallError, Reply, VLMJudge, VLMOptions
-from .cost import PRICES, CostEstimate, ModelPrice, actual_cost, estimate_cost
+from .cost import PRICES, CostEstimate, ModelPrice, actual_cost, estimate_cost, usage_cost
 from .gemini_backend import GeminiJudge
 from .keys import MissingKeyError
 from .openai_backend import OpenAICompatibleJudge, OpenAIJudge
@@ -27,7 +28,7 @@ from .prompts import PAPER_RUBRIC, PromptTemplate
 __all__ = [
     "CallError", "CostEstimate", "GeminiJudge", "MissingKeyError", "ModelPrice", "OpenAICompatibleJudge",
     "OpenAIJudge", "PAPER_RUBRIC", "PRICES", "ParseFailure", "PromptTemplate", "Reply", "VLMJudge",
-    "VLMOptions", "actual_cost", "estimate_cost", "parse_judge_text",
+    "VLMOptions", "actual_cost", "estimate_cost", "parse_judge_text", "usage_cost",
 ]
 
 

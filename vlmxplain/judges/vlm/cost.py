@@ -147,6 +147,12 @@ def _split_spec(judge: str) -> tuple[str, str]:
     return provider, model.strip()
 
 
+def _price_for(provider: str, model: str, prices: Mapping[str, Any] | None) -> ModelPrice | None:
+    if provider == "openai-compatible":  # a local server: free unless the caller prices it
+        return lookup_price(model, prices, builtin=False) or _FREE
+    return lookup_price(model, prices)
+
+
 def estimate_cost(
     data_or_n: Any,
     judge: Any = "openai:gpt-4o-mini",
@@ -185,10 +191,7 @@ def estimate_cost(
     notes: list[str] = []
     if provider == "offline":
         return CostEstimate(spec, 0, 0, 0, 0.0, assumptions=["offline judge: no API calls"])
-    if provider == "openai-compatible":  # a local server: free unless the caller prices it
-        price = lookup_price(model, prices, builtin=False) or _FREE
-    else:
-        price = lookup_price(model, prices)
+    price = _price_for(provider, model, prices)
     if price is None:
         notes.append(f"no price for model {model!r}: pass prices={{{model!r}: {{...}}}}; "
                      "image tokens estimated with the gpt-4o formula")
@@ -222,3 +225,16 @@ def actual_cost(judgments: Iterable[Judgment], model: str, *, prices: Mapping[st
     judge_id = items[0].judge_id if items else model
     notes = [] if price else [f"no price for model {model!r}"]
     return CostEstimate(judge_id, len(items), tin, tout, cost_usd(price, tin, tout, batch), assumptions=notes)
+
+
+def usage_cost(judge: str, requests: int, input_tokens: int, output_tokens: int, *,
+               prices: Mapping[str, Any] | None = None, batch: bool = False) -> CostEstimate:
+    """Cost of recorded usage of the judge spec ``judge`` (priced as :func:`estimate_cost` prices it:
+    local OpenAI-compatible servers are free unless ``prices`` names the model; offline judges are free)."""
+    provider, model = _split_spec(judge)
+    if provider == "offline":
+        return CostEstimate(judge, 0, 0, 0, 0.0, assumptions=["offline judge: no API calls"])
+    price = _price_for(provider, model, prices)
+    notes = [] if price else [f"no price for model {model!r}: pass prices={{{model!r}: {{...}}}}"]
+    tin, tout = int(input_tokens), int(output_tokens)
+    return CostEstimate(judge, int(requests), tin, tout, cost_usd(price, tin, tout, batch), assumptions=notes)

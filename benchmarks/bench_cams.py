@@ -1,0 +1,82 @@
+"""CAM throughput, side by side on the same batch (EfficientNet-Lite0, 224×224 photos, CPU).
+
+Prints img/s for:
+  floor   — the minimum work a gradient CAM needs: one forward pass with frozen parameters and a
+            backward pass from the target logits down to the target layer (no CAM arithmetic);
+  ours    — vx.compute_cams(..., method="gradcam"), end to end from PIL images (preprocessing,
+            prediction, CAM, hooks released);
+  readme  — pytorch-grad-cam used as its README shows (GradCAM(model, target_layers) then
+            cam(input_tensor, targets)), on the already preprocessed batch.
+Targets (issue "Foundation"): ours/floor >= 0.9, ours/readme >= 3.5.
+
+    python benchmarks/bench_cams.py [--batch 32] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+import vlmxplain as vx
+from vlmxplain.cams import _make_gradient_leaf, frozen_parameters
+
+
+def best_rate(fn, n_images: int, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return n_images / min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    clf = vx.load_classifier("efficientnet_lite0")
+    gallery = vx.datasets.gallery()
+    photos = [gallery[i % len(gallery)].image.resize((224, 224), Image.BICUBIC) for i in range(args.batch)]
+    x = clf.batch(photos)
+    model, layer = clf.model, clf.target_layer
+
+    def floor():
+        hook = layer.register_forward_hook(_make_gradient_leaf, prepend=True)
+        try:
+            with frozen_parameters(model):
+                logits = model(x)
+                logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+        finally:
+            hook.remove()
+
+    def ours():
+        vx.compute_cams(clf, photos, method="gradcam", batch_size=args.batch)
+
+    def readme():
+        with GradCAM(model=model, target_layers=[layer]) as cam:
+            preds = model(x).argmax(1).tolist()
+            cam(input_tensor=x, targets=[ClassifierOutputTarget(p) for p in preds])
+
+    rates = {name: best_rate(fn, args.batch, args.repeats) for name, fn in
+             (("floor", floor), ("ours", ours), ("readme", readme))}
+    model.zero_grad(set_to_none=True)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}, batch {args.batch}")
+    for name, rate in rates.items():
+        print(f"  {name:7s} {rate:7.1f} img/s")
+    print(f"ours / floor  = {rates['ours'] / rates['floor']:.2f}   (target >= 0.9)")
+    print(f"ours / readme = {rates['ours'] / rates['readme']:.2f}   (target >= 3.5)")
+    print("note: the README usage also makes a second forward pass for the prediction, as users must")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,9 +5,14 @@ waits ``--latency`` seconds per request (a VLM's response time). With ``--concur
 in flight the ideal rate is concurrency / latency; the efficiency is the measured rate over that
 (target >= 0.8). The time includes building each request (resizing and PNG-encoding the masked
 CAM image). The server runs in its own process, as a VLM server would (``--in-process`` to share
-this one). Exit status 1 if any provider misses the target.
+this one).
 
-    python benchmarks/bench_judges.py [--n 160] [--concurrency 16] [--latency 0.5] [--in-process]
+It also counts the requests ``vx.explain`` sends (OpenAI judge, ``--rerun-n`` synthetic shapes
+with an untrained ShapesNet): a first run, a rerun of the finished run (target 0) and the same
+inputs in a new run directory (0: the cross-run cache answers). Exit status 1 if any provider
+misses the efficiency target or a rerun sends anything.
+
+    python benchmarks/bench_judges.py [--n 160] [--concurrency 16] [--latency 0.5] [--in-process] [--rerun-n 32]
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,12 +88,38 @@ def measure(provider: str, items: list[JudgeInput], concurrency: int, latency: f
                 "img_per_s": rate, "ideal_img_per_s": ideal, "efficiency": rate / ideal}
 
 
+def rerun_requests(n: int, concurrency: int, latency: float, in_process: bool = False) -> dict:
+    """Requests ``vx.explain`` sends for a first run, a rerun of it, and a new run dir sharing the cache."""
+    import torch
+
+    import vlmxplain as vx
+    from vlmxplain.training import ShapesNet, shapes_classifier
+
+    torch.manual_seed(0)
+    clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+    data = vx.datasets.shapes(n, seed=11)
+    counts: dict[str, int] = {}
+    with server(latency, in_process) as (url, stats), tempfile.TemporaryDirectory() as tmp:
+        options = dict(base_url=url + "/v1", api_key="bench-key-not-secret", concurrency=concurrency, timeout=30)
+        for label, run_dir in (("first", "a"), ("rerun", "a"), ("new_dir", "b")):
+            before = stats()["requests"]
+            start = time.perf_counter()
+            run = vx.explain(clf, data, judge="openai:gpt-4o-mini", judge_options=options, run_dir=Path(tmp) / run_dir,
+                             cache=Path(tmp) / "cache.sqlite", progress=False, verbose=False)
+            counts[label] = stats()["requests"] - before
+            counts[f"{label}_seconds"] = time.perf_counter() - start
+            counts[f"{label}_ok"] = int((run.table["judge_status"] == "ok").sum())
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=160)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--providers", default="openai,gemini,openai-compatible")
+    parser.add_argument("--rerun-n", type=int, default=32,
+                        help="samples for the vx.explain rerun check (0: skip it)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the server in this process (its CPU time then competes with the client's)")
     args = parser.parse_args(argv)
@@ -103,9 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         worst = min(worst, r["efficiency"])
         print(f"{r['provider']:<18}{r['ok']:>6}{r['requests']:>10}{r['max_in_flight']:>11}{r['seconds']:>9.2f}"
               f"{r['img_per_s']:>8.1f}{r['efficiency']:>12.2f}")
-    verdict = "PASS" if worst >= TARGET else "FAIL"
-    print(f"{verdict}: worst efficiency {worst:.2f} (target >= {TARGET})")
-    return 0 if worst >= TARGET else 1
+    passed = worst >= TARGET
+    rerun_note = ""
+    if args.rerun_n > 0:
+        r = rerun_requests(args.rerun_n, args.concurrency, args.latency, args.in_process)
+        print(f"vx.explain, openai judge, n={args.rerun_n}: requests sent by the first run {r['first']} "
+              f"({r['first_ok']} ok, {r['first_seconds']:.1f} s), by a rerun of the finished run {r['rerun']}, "
+              f"by the same inputs in a new run dir {r['new_dir']} (cache; {r['new_dir_ok']} ok)")
+        passed = passed and r["rerun"] == 0 and r["new_dir"] == 0 and r["first"] == args.rerun_n
+        rerun_note = f"; requests sent on a rerun {r['rerun']} (target 0), new run dir {r['new_dir']} (target 0)"
+    print(f"{'PASS' if passed else 'FAIL'}: worst efficiency {worst:.2f} (target >= {TARGET}){rerun_note}")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

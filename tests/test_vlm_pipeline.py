@@ -289,7 +289,7 @@ def test_every_sample_ends_judged_or_failed_with_reason_under_faults(
         row = t.loc[sid]
         assert row["judge_status"] == status, (sid, row["error"])
         if status == "ok":
-            assert row["parse_path"] == detail and row["score"] == 3 and not row["error"]
+            assert row["parse_path"] == detail and row["score"] == 3 and pd.isna(row["error"])
         else:
             assert pd.isna(row["score"]) and row["quadrant"] == "Unjudged"
             assert any(part in row["error"] for part in detail.split("|")), (sid, row["error"])

@@ -155,7 +155,10 @@ class Run:
         from .pipeline import make_judge_input
 
         a, b = validate_mask_params(self.alpha if alpha is None else alpha, self.beta if beta is None else beta)
-        label = self.store.samples().set_index("id").loc[sample_id, "label"]
+        sample = self.store.get_sample(sample_id)
+        if sample is None:
+            raise KeyError(f"no sample {sample_id!r} in {self.run_dir}")
+        label = sample["label"]
         return make_judge_input(sample_id, self.image(sample_id), self.cam(sample_id), a, b, self.class_names,
                                 label=label, object_mask=self.object_mask(sample_id))
 

@@ -121,6 +121,15 @@ class RunStore:
                 ],
             )
 
+    def get_sample(self, sample_id: str) -> dict | None:
+        row = self._conn.execute(
+            "SELECT idx, id, path, label, targets, meta FROM samples WHERE id = ?", (sample_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {"idx": row[0], "id": row[1], "path": row[2], "label": row[3], "targets": json.loads(row[4]),
+                "meta": json.loads(row[5])}
+
     def sample_count(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
@@ -258,8 +267,8 @@ class RunStore:
 
     # ------------------------------------------------------------------ annotations
     def put_annotation(self, sample_id: str, annotator: str, score: float | None, accept: bool | None = None,
-                       note: str = "") -> None:
-        """Save (or update) one human answer; committed at once."""
+                       note: str | None = None) -> None:
+        """Save (or update) one human answer; committed at once. ``None`` keeps a stored value."""
         if not annotator or not str(annotator).strip():
             raise ValueError("annotator: give a non-empty name")
         if score is not None and not 0 <= float(score) <= 5:
@@ -268,9 +277,9 @@ class RunStore:
             c.execute(
                 "INSERT INTO annotations(sample_id, annotator, score, accept, note, created) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(sample_id, annotator) DO UPDATE SET score=COALESCE(excluded.score, score), "
-                "accept=COALESCE(excluded.accept, accept), note=excluded.note, created=excluded.created",
-                (sample_id, str(annotator).strip(), score, None if accept is None else int(bool(accept)), note,
-                 time.time()),
+                "accept=COALESCE(excluded.accept, accept), note=COALESCE(?, note), created=excluded.created",
+                (sample_id, str(annotator).strip(), score, None if accept is None else int(bool(accept)), note or "",
+                 time.time(), note),
             )
 
     def annotations(self, annotator: str | None = None) -> pd.DataFrame:

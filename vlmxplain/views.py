@@ -30,7 +30,7 @@ def esc(value: Any) -> str:
     """``html.escape`` for any value; None and NaN become an empty string."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return str(value)
+    return html.escape(str(value), quote=True)
 
 
 def css_name(text: str) -> str:

@@ -21,10 +21,13 @@ demo: $(STAMP)
 	$(VENV)/bin/vlmxplain run pipeline --out figures -p data shapes -p judge offline:groundtruth -p run_dir runs/pipeline-shapes --name pipeline-shapes.ipynb
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest tests notebooks --nbval-lax --ignore=tests/notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_cams.py
+	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_judges.py
+	$(PY) benchmarks/bench_tuner.py
 
 clean:
 	rm -rf $(VENV) figures runs

@@ -1,0 +1,75 @@
+"""Quadrant arithmetic against hand-built tables: ties at the threshold, missing scores, empty classes."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vlmxplain.analysis.quadrants import QUADRANTS, assign_quadrants, quadrant_summary
+from vlmxplain.plots import plot_quadrant_matrix, plot_score_histogram
+
+
+def table(rows):
+    return pd.DataFrame(rows, columns=["label", "correct", "score"])
+
+
+HAND = table([
+    ("cat", True, 5.0),     # Correct-High
+    ("cat", True, 2.5),     # tie at the threshold → High
+    ("cat", True, 2.49),    # Correct-Low
+    ("dog", False, 4.0),    # Wrong-High
+    ("dog", False, 0.0),    # Wrong-Low
+    ("dog", False, None),   # failed judgment → Unjudged, not in the matrix
+    ("fox", None, 3.0),     # no label → Unlabelled
+])
+
+
+def test_assignment_by_hand_including_ties():
+    q = assign_quadrants(HAND["correct"], HAND["score"], 2.5).tolist()
+    assert q == ["Correct-High", "Correct-High", "Correct-Low", "Wrong-High", "Wrong-Low", "Unjudged", "Unlabelled"]
+
+
+def test_counts_shares_and_matrix():
+    s = quadrant_summary(HAND, threshold=2.5)
+    assert s.counts.to_dict() == {"Correct-High": 2, "Correct-Low": 1, "Wrong-High": 1, "Wrong-Low": 1}
+    assert s.total == 5 and s.unjudged == 1 and s.unlabelled == 1
+    assert s.shares["Correct-High"] == pytest.approx(0.4) and s.shares.sum() == pytest.approx(1.0)
+    assert s.matrix.to_numpy().tolist() == [[2, 1], [1, 1]]
+
+
+def test_threshold_moves_ties_and_bounds():
+    assert quadrant_summary(HAND, threshold=2.51).counts["Correct-Low"] == 2
+    everything_high = quadrant_summary(HAND, threshold=0)
+    assert everything_high.counts["Correct-Low"] == 0 and everything_high.counts["Wrong-Low"] == 0
+    only_fives = quadrant_summary(HAND, threshold=5)
+    assert only_fives.counts["Correct-High"] == 1 and only_fives.counts["Wrong-High"] == 0
+    for bad in (-0.1, 5.1, float("nan"), "high"):
+        with pytest.raises(ValueError, match="^threshold"):
+            quadrant_summary(HAND, threshold=bad)
+
+
+def test_per_class_includes_empty_classes_without_nan():
+    s = quadrant_summary(HAND, threshold=2.5)
+    per = s.per_class
+    assert list(per.index) == ["cat", "dog", "fox"]
+    assert per.loc["cat", list(QUADRANTS)].tolist() == [2, 1, 0, 0] and per.loc["cat", "n"] == 3
+    assert per.loc["dog", "n"] == 2  # the unjudged dog is not counted
+    assert per.loc["fox", "n"] == 0 and per.loc["fox", [f"{q} share" for q in QUADRANTS]].tolist() == [0, 0, 0, 0]
+    assert not per.isna().any().any()
+    assert per.loc["cat", "Correct-High share"] == pytest.approx(2 / 3)
+
+
+def test_empty_table():
+    s = quadrant_summary(table([]), threshold=2.5)
+    assert s.total == 0 and s.shares.tolist() == [0, 0, 0, 0] and s.per_class.empty
+
+
+def test_figures_render_counts():
+    s = quadrant_summary(HAND, threshold=2.5)
+    fig = plot_quadrant_matrix(s)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"2\n40%", "1\n20%"} <= texts
+    fig2 = plot_score_histogram(HAND, 2.5)
+    heights = [p.get_height() for p in fig2.axes[0].patches if p.get_height() > 0]
+    assert sum(heights) == 5  # every judged, labelled sample lands in a bar
+    assert "Correct-High" in s._repr_html_() and "unjudged" in repr(s)

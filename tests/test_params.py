@@ -18,6 +18,7 @@ def test_defaults_are_valid_and_normalised():
         ({"alpha": 0}, "alpha"), ({"beta": 1.2}, "beta"), ({"beta": "x"}, "alpha/beta"),
         ({"cam": "gradkam"}, "cam"), ({"judge": "gpt4"}, "judge"), ({"judge": "offline"}, "judge"),
         ({"judge": "openai-compatible:qwen"}, "judge"), ({"threshold": 6}, "threshold"),
+        ({"judge": "openai-compatible:qwen@http://user:secret@host:8000/v1"}, "judge"),
         ({"limit": 0}, "limit"), ({"limit": 2.5}, "limit"), ({"input_kind": "raw"}, "input_kind"),
         ({"data": "/no/such/folder"}, "data"), ({"data": "shapes:n=10,colour=red"}, "data"),
         ({"data": "shapes:n10"}, "data"), ({"run_dir": ""}, "run_dir"), ({"classifier": ""}, "classifier"),

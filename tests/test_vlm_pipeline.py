@@ -235,10 +235,13 @@ def test_key_echoed_by_server_is_never_written_and_unsent_are_resent(
     run = vx.explain(lite0, data, run_dir=tmp_path / "run", **judge)
     t = run.table
     assert 1 <= len(server.requests) <= 2 and all(r.api_key == sent_key for r in server.requests)
-    assert (t["judge_status"] == "failed").all()  # none lost: every sample failed with a reason
     rejected = set(t.index[t["error"].str.startswith("authentication failed (HTTP 401)")])
     assert rejected == {asked_about(r, names) for r in server.requests}
-    assert t.drop(index=list(rejected))["error"].str.startswith("not sent: an earlier request failed").all()
+    assert (t.loc[list(rejected), "judge_status"] == "failed").all()
+    unsent = t.drop(index=list(rejected))  # none lost: never asked, so still pending, with the reason
+    assert (unsent["judge_status"] == "pending").all()
+    assert unsent["error"].str.startswith("not sent: an earlier request failed").all()
+    assert run.acceptance_rate() == 0.0  # of the questions actually asked
     assert t["error"].str.contains("Incorrect API key provided: ***", regex=False).all()  # the echo, redacted
 
     judge["judge_options"]["api_key"] = RIGHT  # the right key: only the never-sent questions go out

@@ -43,7 +43,8 @@ def run_notebook(notebook: str | Path, parameters: dict[str, Any] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     target = out / (output_name or f"{source.stem}.executed.ipynb")
     pm.execute_notebook(str(source), str(target), parameters=parameters or {}, progress_bar=progress,
-                        cwd=str(cwd) if cwd is not None else None, kernel_name="python3")
+                        cwd=str(cwd) if cwd is not None else None, kernel_name="python3",
+                        store_widget_state=False)  # panels carry their own static HTML
     return target
 
 

@@ -81,8 +81,10 @@ class Run:
                 "input_tokens", "output_tokens", "latency_s", "cached"]
         df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how="left")
         skipped = self.store.skipped_ids()
+        never_sent = (df["judge_status"] == "failed") & df["error"].fillna("").str.startswith("not sent:")
         df["judge_status"] = np.where(
-            df["id"].isin(skipped), "skipped", df["judge_status"].fillna("pending").astype(object)
+            df["id"].isin(skipped), "skipped",
+            np.where(never_sent, "pending", df["judge_status"].fillna("pending").astype(object)),
         )
         df["prediction"] = df["prediction"].astype("Int64")
         df["predicted_name"] = [names[int(p)] if pd.notna(p) and names else None for p in df["prediction"]]

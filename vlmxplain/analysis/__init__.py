@@ -1,4 +1,5 @@
-"""Analysis of a run: the quadrant matrix and judge-vs-human agreement statistics."""
+"""Analysis of a run: the quadrant matrix, judge-vs-human agreement statistics, reference scores,
+the alpha × beta sweep and the shortcut-bias experiment."""
 
 from .agreement import (
     SCORE_RANGE,
@@ -16,6 +17,39 @@ from .agreement import (
     plot_agreement,
 )
 from .quadrants import QUADRANTS, QuadrantSummary, assign_quadrants, quadrant_summary, validate_threshold
+from .bias import (
+    BiasModel,
+    BiasParams,
+    BiasResult,
+    bias_splits,
+    cam_energy,
+    energy_in_box,
+    energy_on_mask,
+    plot_bias_curve,
+    plot_flagged_gallery,
+    run_bias_experiment,
+    shortcut_model,
+    shortcut_train_spec,
+    train_bias_models,
+    validate_bias_params,
+)
+from .reference import (
+    SIMULATED_PREFIX,
+    as_reference,
+    describe_source,
+    groundtruth_reference,
+    load_annotations,
+    simulate_annotators,
+    view_scores,
+)
+from .sweep import (
+    SweepParams,
+    SweepResult,
+    alpha_beta_sweep,
+    plot_sweep_heatmap,
+    resolve_reference,
+    validate_sweep_params,
+)
 
 __all__ = [
     "QUADRANTS",
@@ -36,4 +70,31 @@ __all__ = [
     "load_annotations_csv",
     "paired_comparison",
     "plot_agreement",
+    "BiasModel",
+    "BiasParams",
+    "BiasResult",
+    "bias_splits",
+    "cam_energy",
+    "energy_in_box",
+    "energy_on_mask",
+    "plot_bias_curve",
+    "plot_flagged_gallery",
+    "run_bias_experiment",
+    "shortcut_model",
+    "shortcut_train_spec",
+    "train_bias_models",
+    "validate_bias_params",
+    "SIMULATED_PREFIX",
+    "as_reference",
+    "describe_source",
+    "groundtruth_reference",
+    "load_annotations",
+    "simulate_annotators",
+    "view_scores",
+    "SweepParams",
+    "SweepResult",
+    "alpha_beta_sweep",
+    "plot_sweep_heatmap",
+    "resolve_reference",
+    "validate_sweep_params",
 ]

@@ -7,12 +7,13 @@ but carries no label information. Every model is then evaluated on two test spli
 same objects (paired by seed):
 
 - ``clean``: no dot anywhere (a shortcut model loses the shortcut class);
-- ``moved``: a dot on every test image (``moved_on="all"``) or on the shortcut class only, at
-  another place (``moved_position``, default bottom-right): a model that learned the dot
-  follows it wherever it is.
+- ``dotted``: the dot moved onto *every* class, at its training place: it no longer says
+  anything about the label, so a model that learned it calls everything the shortcut class;
+- ``moved``: the dot on every class at another place (``moved_position``): does the model
+  follow the dot wherever it is? (ShapesNet's corner dot turns out to be place-specific.)
 
-The pipeline (:func:`~vlmxplain.pipeline.explain`) explains each model on the moved split and a
-judge scores the attention (offline default: ``offline:groundtruth``, the share of the visible
+The pipeline (:func:`~vlmxplain.pipeline.explain`) explains each model on one split
+(``explain_split``, default ``dotted``) and a judge scores the attention (offline default: ``offline:groundtruth``, the share of the visible
 region on the object). Per model the report gives accuracies, the *flagged* share (judged
 samples scored below the threshold: Correct-Low + Wrong-Low), the Correct-Low share (right for
 the wrong reason), and the share of CAM energy on the dot box and on the object (from the raw
@@ -38,12 +39,14 @@ from .quadrants import validate_threshold
 
 __all__ = [
     "BiasModel", "BiasParams", "BiasResult", "DEFAULT_RATES", "bias_splits", "cam_energy", "energy_in_box",
-    "energy_on_mask", "plot_bias_curve", "plot_flagged_gallery", "run_bias_experiment", "train_bias_models",
-    "validate_bias_params",
+    "energy_on_mask", "plot_bias_curve", "plot_flagged_gallery", "run_bias_experiment", "shortcut_model",
+    "shortcut_train_spec", "train_bias_models", "validate_bias_params",
 ]
 
 DEFAULT_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
+DEFAULT_CLASSES = ("circle", "square", "triangle")
 CONTROL = "control"
+SPLITS = ("dotted", "moved", "clean")
 _POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "random-corner", "random")
 
 
@@ -110,12 +113,12 @@ class BiasParams:
     rates: tuple[float, ...] = DEFAULT_RATES
     control: bool = True
     shortcut_class: str = "circle"
-    classes: tuple[str, ...] = ("circle", "square", "triangle")
+    classes: tuple[str, ...] = DEFAULT_CLASSES
     n_train: int = 1800
     epochs: int = 4
     n_test: int = 90
+    explain_split: str = "dotted"
     moved_position: str = "bottom-right"
-    moved_on: str = "all"
     seed: int = 0
     cam: str = "gradcam"
     judge: str = "offline:groundtruth"
@@ -164,8 +167,8 @@ def validate_bias_params(**params: Any) -> BiasParams:
         raise ValueError(f"moved_position: must be one of {_POSITIONS}, got {p['moved_position']!r}")
     if p["moved_position"] == "top-left":
         raise ValueError("moved_position: 'top-left' is where the training dot sits; pick another place")
-    if p["moved_on"] not in ("all", "class"):
-        raise ValueError(f"moved_on: must be 'all' (a dot on every test image) or 'class', got {p['moved_on']!r}")
+    if p["explain_split"] not in SPLITS:
+        raise ValueError(f"explain_split: must be one of {SPLITS}, got {p['explain_split']!r}")
     if not isinstance(p["control"], bool):
         raise ValueError(f"control: must be true or false, got {p['control']!r}")
     alpha, beta = validate_mask_params(p["alpha"], p["beta"])
@@ -176,7 +179,8 @@ def validate_bias_params(**params: Any) -> BiasParams:
     return BiasParams(
         rates=tuple(sorted(rates)), control=p["control"], shortcut_class=p["shortcut_class"], classes=classes,
         n_train=_positive_int("n_train", p["n_train"], 30), epochs=_positive_int("epochs", p["epochs"]),
-        n_test=_positive_int("n_test", p["n_test"], 3), moved_position=p["moved_position"], moved_on=p["moved_on"],
+        n_test=_positive_int("n_test", p["n_test"], 3), explain_split=p["explain_split"],
+        moved_position=p["moved_position"],
         seed=_positive_int("seed", p["seed"], 0), cam=get_cam_method(p["cam"]).name, judge=p["judge"],
         alpha=alpha, beta=beta, threshold=validate_threshold(p["threshold"]), run_dir=p["run_dir"],
         figures_dir=p["figures_dir"],
@@ -195,29 +199,57 @@ class BiasModel:
     train_spec: dict = field(default_factory=dict)
 
 
-def train_bias_models(p: BiasParams, progress: bool = False) -> list[BiasModel]:
-    """Train (or load from the model cache) one model per rate, plus the control."""
+def shortcut_train_spec(rate: float, shortcut_class: str = "circle", *, classes: Sequence[str] = DEFAULT_CLASSES,
+                        n_train: int = 1800, seed: int = 0, shortcut_on: str = "class") -> dict[str, Any]:
+    """The shapes parameters of a training split with the dot on ``rate`` of the eligible images.
+
+    Rate 0 is the clean split, spelled exactly like the offline shapes classifier's
+    (:func:`vlmxplain.params.resolve_classifier` with ``shapes``), so both share one cached model.
+    """
+    spec: dict[str, Any] = {"n": int(n_train), "seed": 1000 + int(seed)}
+    if tuple(classes) != DEFAULT_CLASSES:
+        spec["classes"] = list(classes)
+    if rate > 0:
+        spec.update(shortcut_on=shortcut_on, shortcut_rate=float(rate))
+        if shortcut_on in ("class", "others"):
+            spec["shortcut_class"] = shortcut_class
+    return spec
+
+
+def shortcut_model(rate: float, shortcut_class: str = "circle", *, classes: Sequence[str] = DEFAULT_CLASSES,
+                   n_train: int = 1800, epochs: int = 4, seed: int = 0, progress: bool = False):
+    """A ShapesNet trained with the dot on ``rate`` of the ``shortcut_class`` training images
+    (trained once, then loaded from the model cache, ``$VLMXPLAIN_MODELS``)."""
     from ..params import shapes_model
 
-    base = {"n": p.n_train, "classes": list(p.classes), "seed": 1000 + p.seed}
-    specs = [(f"rate-{r:g}", "shortcut", r,
-              {**base, "shortcut_class": p.shortcut_class, "shortcut_on": "class", "shortcut_rate": r})
-             for r in p.rates]
-    if p.control:  # the dot on every class at the mean rate: present, but it says nothing about the label
-        specs.append((CONTROL, "control", 0.5, {**base, "shortcut_on": "all", "shortcut_rate": 0.5}))
+    if not 0.0 <= float(rate) <= 1.0:
+        raise ValueError(f"rate: must be in [0, 1], got {rate!r}")
+    spec = shortcut_train_spec(rate, shortcut_class, classes=classes, n_train=n_train, seed=seed)
+    return shapes_model(spec, epochs=epochs, progress=progress)
+
+
+def train_bias_models(p: BiasParams, progress: bool = False) -> list[BiasModel]:
+    """Train (or load from the model cache) one model per rate, plus the control (the dot on
+    every class half the time: present, but it says nothing about the label)."""
+    from ..params import shapes_model
+
+    common = {"classes": p.classes, "n_train": p.n_train, "seed": p.seed}
+    specs = [(f"rate-{r:g}", "shortcut", r, shortcut_train_spec(r, p.shortcut_class, **common)) for r in p.rates]
+    if p.control:
+        specs.append((CONTROL, "control", 0.5, shortcut_train_spec(0.5, shortcut_on="all", **common)))
     return [BiasModel(name, kind, rate, shapes_model(spec, epochs=p.epochs, progress=progress), spec)
             for name, kind, rate, spec in specs]
 
 
 def bias_splits(p: BiasParams) -> dict[str, Any]:
-    """The paired test splits: ``clean`` (no dot) and ``moved`` (the dot at ``moved_position``)."""
+    """The paired test splits (same objects): ``clean`` (no dot), ``dotted`` (the dot on every
+    class at its training place) and ``moved`` (the dot on every class at ``moved_position``)."""
     from ..datasets import shapes
 
-    seed = 5000 + p.seed  # never a training seed (those are 1000 + seed)
-    clean = shapes(p.n_test, classes=p.classes, seed=seed)
-    moved = shapes(p.n_test, classes=p.classes, seed=seed, shortcut_class=p.shortcut_class, shortcut_on=p.moved_on,
-                   shortcut_rate=1.0, shortcut_position=p.moved_position)
-    return {"clean": clean, "moved": moved}
+    kw = {"n": p.n_test, "classes": p.classes, "seed": 5000 + p.seed}  # never a training seed (1000 + seed)
+    return {"clean": shapes(**kw),
+            "dotted": shapes(**kw, shortcut_on="all", shortcut_rate=1.0, shortcut_position="top-left"),
+            "moved": shapes(**kw, shortcut_on="all", shortcut_rate=1.0, shortcut_position=p.moved_position)}
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -246,7 +278,8 @@ def _rate_correlations(table: pd.DataFrame) -> pd.DataFrame:
     """Pearson and Spearman between shortcut rate and each outcome, over the shortcut models."""
     sc = table[table["kind"] == "shortcut"]
     rows = []
-    for col in ("flagged_share", "correct_low_share", "energy_on_shortcut", "accuracy_clean", "accuracy_moved"):
+    for col in ("flagged_share", "correct_low_share", "energy_on_shortcut", "peak_on_shortcut",
+                "predicted_shortcut_class", "accuracy_clean", "accuracy_dotted", "accuracy_moved"):
         x, y = sc["rate"].to_numpy(float), sc[col].to_numpy(float)
         ok = np.isfinite(y)
         x, y = x[ok], y[ok]
@@ -281,23 +314,22 @@ def run_bias_experiment(p: BiasParams | None = None, *, progress: bool = False, 
     p = p if p is not None else validate_bias_params(**params)
     models = train_bias_models(p, progress=progress)
     splits = bias_splits(p)
+    target = splits[p.explain_split]
     rows, per_sample, runs = [], [], {}
     for m in models:
-        run = explain(m.classifier, splits["moved"], cam=p.cam, alpha=p.alpha, beta=p.beta, judge=p.judge,
-                      run_dir=_run_subdir(p, m, splits["moved"]), threshold=p.threshold, progress=progress,
-                      verbose=False)
+        run = explain(m.classifier, target, cam=p.cam, alpha=p.alpha, beta=p.beta, judge=p.judge,
+                      run_dir=_run_subdir(p, m, target), threshold=p.threshold, progress=progress, verbose=False)
         runs[m.name] = run
         t = run.table.reset_index(drop=True)
         judged = t[t["judge_status"] == "ok"]
-        energy = cam_energy(run, splits["moved"])
+        energy = cam_energy(run, target)
         detail = t[["id", "label", "predicted_name", "correct", "score", "quadrant"]].merge(energy, on="id", how="left")
         per_sample.append(detail.assign(model=m.name, kind=m.kind, rate=m.rate))
         n = len(judged)
         low = judged["quadrant"].isin(["Correct-Low", "Wrong-Low"])
         rows.append({
             "model": m.name, "kind": m.kind, "rate": m.rate,
-            "accuracy_clean": accuracy(m.classifier, splits["clean"]),
-            "accuracy_moved": accuracy(m.classifier, splits["moved"]),
+            **{f"accuracy_{name}": accuracy(m.classifier, split) for name, split in splits.items()},
             "n_judged": n,
             "flagged_share": float(low.mean()) if n else np.nan,
             "correct_low_share": float((judged["quadrant"] == "Correct-Low").mean()) if n else np.nan,
@@ -327,7 +359,7 @@ def plot_bias_curve(result: BiasResult, ax=None, title: str | None = None):
               ("correct_low_share", "Correct-Low", "C1", "s"),
               ("energy_on_shortcut", "CAM energy on the dot", "C4", "^"),
               ("accuracy_clean", "accuracy, clean test", "C0", "D"),
-              ("accuracy_moved", "accuracy, moved dot", "C2", "v")]
+              ("accuracy_dotted", "accuracy, dot on every class", "C2", "v")]
     for col, label, color, marker in series:
         ax.plot(sc["rate"], sc[col], marker=marker, color=color, label=label)
         if not ctl.empty:
@@ -354,7 +386,7 @@ def plot_flagged_gallery(result: BiasResult, per_model: int = 5, view: str = "ma
     t = result.table
     fig, axes = plt.subplots(len(t), per_model, figsize=(1.9 * per_model, 2.1 * len(t)), squeeze=False,
                              layout="constrained")
-    boxes = {s.id: s.meta.get("shortcut_box") for s in bias_splits(result.params)["moved"]}
+    boxes = {s.id: s.meta.get("shortcut_box") for s in bias_splits(result.params)[result.params.explain_split]}
     for r, model in enumerate(t.itertuples()):
         run = result.runs[model.model]
         s = result.samples[result.samples["model"] == model.model]
@@ -378,5 +410,6 @@ def plot_flagged_gallery(result: BiasResult, per_model: int = 5, view: str = "ma
                 x0, y0, x1, y1 = box
                 ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="cyan", lw=1.2))
             ax.set_title(f"{row['label']}→{row['predicted_name']} s={row['score']:.1f}", fontsize=7)
-    fig.suptitle(title or f"Flagged samples per model (moved dot, {view} CAM images; cyan: the dot)", fontsize=10)
+    fig.suptitle(title or f"Flagged samples per model ({result.params.explain_split} split, {view} CAM images; "
+                 "cyan: the dot)", fontsize=10)
     return fig

@@ -54,11 +54,17 @@ def parse_judge_spec(spec: str) -> JudgeSpec:
         raise ValueError(f"judge: unknown provider {provider!r} in {spec!r}; known: {', '.join(available_providers())}")
     base_url = None
     if provider == "openai-compatible":
-        if "@" not in rest:
+        rest, at, base_url = rest.partition("@")
+        if not at:
             raise ValueError(f"judge: {spec!r} needs a server URL: 'openai-compatible:<model>@<base_url>'")
-        rest, base_url = rest.split("@", 1)
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"judge: base URL {base_url!r} in {spec!r} must start with http:// or https://")
+            raise ValueError(f"judge: the base URL in {provider}:{rest}@... must start with http:// or https://")
+        if "@" in base_url.split("://", 1)[1].split("/", 1)[0]:
+            # The spec is the judge id, written to run stores: credentials must not be part of it.
+            raise ValueError(
+                "judge: the server URL must not contain credentials (user:password@); "
+                "set OPENAI_COMPATIBLE_API_KEY or pass api_key= in judge_options"
+            )
     model = rest.strip()
     if not model:
         raise ValueError(f"judge: {spec!r} names no model")

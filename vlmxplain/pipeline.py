@@ -8,12 +8,13 @@ addressed cache shared across runs, so the same question is never asked twice.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -95,6 +96,21 @@ def make_judge_input(
         confidence=float(cam["confidence"]),
         label_name=label, object_mask=object_mask,
     )
+
+
+@contextlib.contextmanager
+def _judging(judge: Judge, cache: JudgmentCache | str | Path | bool) -> Iterator[JudgmentCache | None]:
+    """Open the judgment cache (unless ``cache=False``) for a judging session; release the judge
+    and any cache opened here afterwards."""
+    opened = None
+    if cache is not False and not isinstance(cache, JudgmentCache):
+        opened = JudgmentCache(None if cache is True else cache)
+    try:
+        yield cache if isinstance(cache, JudgmentCache) else opened
+    finally:
+        judge.close()
+        if opened is not None:
+            opened.close()
 
 
 def align_targets(dataset: Dataset, class_names: Sequence[str]) -> dict[int, int]:
@@ -190,10 +206,6 @@ def explain(
         alpha=alpha, beta=beta, judge=the_judge.id, prompt_version=the_judge.prompt_version,
         judge_is_vlm=the_judge.is_vlm, threshold=threshold, vlmxplain_version=__version__,
     )
-    judgment_cache = None
-    if cache is not False:
-        judgment_cache = cache if isinstance(cache, JudgmentCache) else JudgmentCache(None if cache is True else cache)
-
     refs = [dataset.ref(i) for i in range(len(dataset))]
     store.add_samples(
         {"idx": i, "id": r.id, "path": r.path, "label": r.label,
@@ -207,7 +219,7 @@ def explain(
     summary = ExplainSummary(total=len(refs), already_done=len(refs) - len(pending), skipped=len(skipped_before))
     bar = tqdm(total=len(refs), initial=summary.already_done, desc=f"explain [{method} → {the_judge.id}]",
                unit="img", disable=not progress)
-    try:
+    with _judging(the_judge, cache) as judgment_cache, bar:
         for start in range(0, len(pending), batch_size):
             batch = _load_batch(dataset, pending[start : start + batch_size], store, summary, bar)
             if not batch:
@@ -228,11 +240,6 @@ def explain(
                     object_mask=s.mask,
                 ))
             _judge_items(the_judge, items, store, judgment_cache, alpha, beta, summary, bar)
-    finally:
-        bar.close()
-        the_judge.close()
-        if judgment_cache is not None and not isinstance(cache, JudgmentCache):
-            judgment_cache.close()
     summary.seconds = time.perf_counter() - t0
     run = Run(run_dir, store=store)
     run.last_summary = summary
@@ -318,15 +325,12 @@ def rejudge(
     if classifier is not None and classifier.fingerprint != cfg.get("classifier_fingerprint"):
         raise ValueError("classifier: not the classifier this run was computed with (fingerprints differ)")
     store = run.store
-    judgment_cache = None
-    if cache is not False:
-        judgment_cache = cache if isinstance(cache, JudgmentCache) else JudgmentCache(None if cache is True else cache)
     ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b))
     summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
     samples = store.samples().set_index("id")
     bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
                unit="img", disable=not progress)
-    try:
+    with _judging(the_judge, cache) as judgment_cache, bar:
         for start in range(0, len(ids), 32):
             items = [
                 make_judge_input(i, run.image(i), store.get_cam(i), a, b, run.class_names,
@@ -334,10 +338,5 @@ def rejudge(
                 for i in ids[start : start + 32]
             ]
             _judge_items(the_judge, items, store, judgment_cache, a, b, summary, bar)
-    finally:
-        bar.close()
-        the_judge.close()
-        if judgment_cache is not None and not isinstance(cache, JudgmentCache):
-            judgment_cache.close()
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -224,7 +224,7 @@ def compute_cams(
     method: str = "gradcam",
     *,
     targets: int | Sequence[int | None] | None = None,
-    batch_size: int = 32,
+    batch_size: int = 16,
     top_k: int = 5,
     progress: bool = False,
     method_options: dict | None = None,

@@ -166,7 +166,7 @@ def explain(
     judge: str | Judge = "offline:faithfulness",
     run_dir: str | Path | None = None,
     threshold: float = 2.5,
-    batch_size: int = 32,
+    batch_size: int = 16,
     limit: int | None = None,
     judge_options: dict | None = None,
     cam_options: dict | None = None,

@@ -3,8 +3,8 @@
 One small CNN (:class:`~vlmxplain.training.ShapesNet`) is trained per *shortcut rate*: a red
 dot is planted (top-left) on that share of the training images of one class. A *control* is
 trained with the dot on every class equally often (``shortcut_on="all"``), so the dot is there
-but carries no label information. Every model is then evaluated on two test splits made of the
-same objects (paired by seed):
+but carries no label information. Every model is then evaluated on three test splits made of
+the same objects (paired by seed):
 
 - ``clean``: no dot anywhere (a shortcut model loses the shortcut class);
 - ``dotted``: the dot moved onto *every* class, at its training place: it no longer says
@@ -13,12 +13,14 @@ same objects (paired by seed):
   follow the dot wherever it is? (ShapesNet's corner dot turns out to be place-specific.)
 
 The pipeline (:func:`~vlmxplain.pipeline.explain`) explains each model on one split
-(``explain_split``, default ``dotted``) and a judge scores the attention (offline default: ``offline:groundtruth``, the share of the visible
-region on the object). Per model the report gives accuracies, the *flagged* share (judged
-samples scored below the threshold: Correct-Low + Wrong-Low), the Correct-Low share (right for
-the wrong reason), and the share of CAM energy on the dot box and on the object (from the raw
-CAM upsampled to the image, :func:`energy_in_box` / :func:`energy_on_mask`). The paper's claim
+(``explain_split``, default ``dotted``) and a judge scores the attention (offline default:
+``offline:groundtruth``, the share of the visible region on the object). Per model the report
+gives accuracies, the *flagged* share (judged samples scored below the threshold: Correct-Low +
+Wrong-Low), the Correct-Low share (right for the wrong reason), and the share of CAM energy on
+the dot box and on the object (from the raw CAM upsampled to the image, :func:`energy_in_box` /
+:func:`energy_on_mask`). The paper's claim
 is checked by the correlation between shortcut rate and flagged share (target: |r| > 0.5).
+Figures: :mod:`vlmxplain.analysis.bias_plots`.
 
 Models are trained once and cached on disk (:func:`vlmxplain.params.shapes_model`).
 """
@@ -39,8 +41,8 @@ from .quadrants import validate_threshold
 
 __all__ = [
     "BiasModel", "BiasParams", "BiasResult", "DEFAULT_RATES", "bias_splits", "cam_energy", "energy_in_box",
-    "energy_on_mask", "plot_bias_curve", "plot_flagged_gallery", "run_bias_experiment", "shortcut_model",
-    "shortcut_train_spec", "train_bias_models", "validate_bias_params",
+    "energy_on_mask", "load_experiment_classifier", "parse_shortcut_classifier", "run_bias_experiment",
+    "shortcut_model", "shortcut_train_spec", "train_bias_models", "validate_bias_params",
 ]
 
 DEFAULT_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -158,7 +160,7 @@ def validate_bias_params(**params: Any) -> BiasParams:
         raise ValueError(f"rates: give a list of shortcut rates in [0, 1], got {p['rates']!r}") from None
     if not rates or any(not 0.0 <= r <= 1.0 for r in rates) or len(set(rates)) != len(rates):
         raise ValueError(f"rates: give distinct shortcut rates in [0, 1], got {p['rates']!r}")
-    classes = tuple(p["classes"])
+    classes = tuple(p["classes"]) if isinstance(p["classes"], (list, tuple)) else ()
     if len(classes) < 2 or any(c not in SHAPE_NAMES for c in classes) or len(set(classes)) != len(classes):
         raise ValueError(f"classes: give 2+ distinct names from {SHAPE_NAMES}, got {p['classes']!r}")
     if p["shortcut_class"] not in classes:
@@ -226,6 +228,34 @@ def shortcut_model(rate: float, shortcut_class: str = "circle", *, classes: Sequ
         raise ValueError(f"rate: must be in [0, 1], got {rate!r}")
     spec = shortcut_train_spec(rate, shortcut_class, classes=classes, n_train=n_train, seed=seed)
     return shapes_model(spec, epochs=epochs, progress=progress)
+
+
+def parse_shortcut_classifier(spec: str) -> tuple[float, str] | None:
+    """``shortcut:<rate>[:<class>]`` → (rate, class); None for any other classifier spec."""
+    if not isinstance(spec, str) or not spec.startswith("shortcut:"):
+        return None
+    parts = spec.split(":")
+    try:
+        rate = float(parts[1])
+    except (IndexError, ValueError):
+        rate = float("nan")
+    if len(parts) > 3 or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"classifier: {spec!r}: expected 'shortcut:<rate in [0, 1]>[:<class>]', e.g. 'shortcut:0.75'")
+    cls = parts[2] if len(parts) == 3 else "circle"
+    if cls not in DEFAULT_CLASSES:
+        raise ValueError(f"classifier: {spec!r}: the shortcut class must be one of {DEFAULT_CLASSES}, got {cls!r}")
+    return rate, cls
+
+
+def load_experiment_classifier(classifier: str, data: str, progress: bool = False):
+    """Like :func:`vlmxplain.params.resolve_classifier`, plus ``shortcut:<rate>[:<class>]``: the
+    bias experiment's ShapesNet trained with the dot on that share of the class (cached)."""
+    from ..params import resolve_classifier
+
+    parsed = parse_shortcut_classifier(classifier)
+    if parsed is None:
+        return resolve_classifier(classifier, data)
+    return shortcut_model(parsed[0], parsed[1], progress=progress)
 
 
 def train_bias_models(p: BiasParams, progress: bool = False) -> list[BiasModel]:
@@ -303,16 +333,18 @@ def _run_subdir(p: BiasParams, model: BiasModel, split) -> Path:
     return Path(p.run_dir) / f"{model.name}-{key}"
 
 
-def run_bias_experiment(p: BiasParams | None = None, *, progress: bool = False, **params: Any) -> BiasResult:
-    """Train (or load) the models, evaluate them, explain each on the moved split and summarise.
+def run_bias_experiment(p: BiasParams | None = None, *, models: list[BiasModel] | None = None,
+                        progress: bool = False, **params: Any) -> BiasResult:
+    """Train (or load) the models, evaluate them, explain each on ``explain_split`` and summarise.
 
-    Pass a :class:`BiasParams` or keyword parameters (validated by :func:`validate_bias_params`).
+    Pass a :class:`BiasParams` or keyword parameters (validated by :func:`validate_bias_params`);
+    ``models`` reuses models from :func:`train_bias_models`.
     """
     from ..pipeline import explain
     from ..training import accuracy
 
     p = p if p is not None else validate_bias_params(**params)
-    models = train_bias_models(p, progress=progress)
+    models = models if models is not None else train_bias_models(p, progress=progress)
     splits = bias_splits(p)
     target = splits[p.explain_split]
     rows, per_sample, runs = [], [], {}
@@ -343,73 +375,3 @@ def run_bias_experiment(p: BiasParams | None = None, *, progress: bool = False, 
     table = pd.DataFrame(rows)
     samples = pd.concat(per_sample, ignore_index=True)
     return BiasResult(p, table, samples, runs, _rate_correlations(table))
-
-
-# ----------------------------------------------------------------------------- figures
-def plot_bias_curve(result: BiasResult, ax=None, title: str | None = None):
-    """Flagged share, Correct-Low share, CAM energy on the dot and accuracies against the shortcut
-    rate; the control's values as dashed horizontal lines. Returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    t = result.table
-    sc, ctl = t[t["kind"] == "shortcut"].sort_values("rate"), t[t["kind"] == "control"]
-    series = [("flagged_share", "flagged (score < threshold)", "C3", "o"),
-              ("correct_low_share", "Correct-Low", "C1", "s"),
-              ("energy_on_shortcut", "CAM energy on the dot", "C4", "^"),
-              ("accuracy_clean", "accuracy, clean test", "C0", "D"),
-              ("accuracy_dotted", "accuracy, dot on every class", "C2", "v")]
-    for col, label, color, marker in series:
-        ax.plot(sc["rate"], sc[col], marker=marker, color=color, label=label)
-        if not ctl.empty:
-            ax.axhline(float(ctl[col].iloc[0]), color=color, linestyle=":", linewidth=1)
-    corr = result.correlation.loc["flagged_share"]
-    r = "n/a" if not np.isfinite(corr["pearson_r"]) else f"{corr['pearson_r']:.2f}"
-    ax.text(0.02, 0.5, f"r(rate, flagged) = {r}\ndotted lines: control", transform=ax.transAxes, fontsize=9,
-            va="center", bbox=dict(boxstyle="round", fc="white", alpha=0.85))
-    ax.set(xlabel=f"shortcut rate (share of '{result.params.shortcut_class}' training images with the dot)",
-           ylabel="share", ylim=(-0.03, 1.03), xlim=(-0.05, 1.05))
-    ax.legend(fontsize=8, loc="center right")
-    ax.set_title(title or f"Shortcut bias: judge {result.params.judge}, threshold {result.params.threshold:g}")
-    return ax.figure
-
-
-def plot_flagged_gallery(result: BiasResult, per_model: int = 5, view: str = "masked", title: str | None = None):
-    """One row per model: its flagged samples (lowest scores first) as the judge saw them, with
-    the dot's box outlined. Rows without flagged samples say so. Returns the Figure."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    if view not in ("masked", "overlay"):
-        raise ValueError(f"view: must be 'masked' or 'overlay', got {view!r}")
-    t = result.table
-    fig, axes = plt.subplots(len(t), per_model, figsize=(1.9 * per_model, 2.1 * len(t)), squeeze=False,
-                             layout="constrained")
-    boxes = {s.id: s.meta.get("shortcut_box") for s in bias_splits(result.params)[result.params.explain_split]}
-    for r, model in enumerate(t.itertuples()):
-        run = result.runs[model.model]
-        s = result.samples[result.samples["model"] == model.model]
-        flagged = s[s["quadrant"].isin(["Correct-Low", "Wrong-Low"])].sort_values(["score", "id"])
-        for c in range(per_model):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(f"{model.model}\n{len(flagged)}/{len(s)} flagged", fontsize=9)
-            if c >= len(flagged):
-                ax.set_facecolor("#f4f4f4")
-                if c == 0:
-                    ax.text(0.5, 0.5, "none flagged", ha="center", va="center", fontsize=8, transform=ax.transAxes)
-                continue
-            row = flagged.iloc[c]
-            item = run.judge_input(row["id"])
-            ax.imshow(item.masked if view == "masked" else item.overlay)
-            box = boxes.get(row["id"])
-            if box is not None:
-                x0, y0, x1, y1 = box
-                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="cyan", lw=1.2))
-            ax.set_title(f"{row['label']}→{row['predicted_name']} s={row['score']:.1f}", fontsize=7)
-    fig.suptitle(title or f"Flagged samples per model ({result.params.explain_split} split, {view} CAM images; "
-                 "cyan: the dot)", fontsize=10)
-    return fig

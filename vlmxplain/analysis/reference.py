@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -21,8 +22,8 @@ from ..masks import saliency as upsample_saliency
 from .agreement import SCORE_RANGE, _validate_annotations, load_annotations_csv
 from .bias import energy_on_mask
 
-__all__ = ["SIMULATED_PREFIX", "as_reference", "describe_source", "groundtruth_reference", "load_annotations",
-           "simulate_annotators", "view_scores"]
+__all__ = ["SIMULATED_PREFIX", "AgreementParams", "as_reference", "describe_source", "groundtruth_reference",
+           "load_annotations", "simulate_annotators", "validate_agreement_params", "view_scores"]
 
 SIMULATED_PREFIX = "simulated-"
 
@@ -110,7 +111,8 @@ def load_annotations(source: str | os.PathLike, run=None) -> pd.DataFrame:
 _INPUT = re.compile(r"\|input=(masked|overlay)\|")
 
 
-def view_scores(run, judge: str | None = None, alpha: float | None = None, beta: float | None = None) -> pd.DataFrame | None:
+def view_scores(run, judge: str | None = None, alpha: float | None = None,
+                beta: float | None = None) -> pd.DataFrame | None:
     """Scores of the same judge shown the masked image and the overlay (columns ``masked``,
     ``overlay``, indexed by sample id), or None unless both views were judged at this alpha/beta."""
     cfg = run.config
@@ -139,3 +141,35 @@ def describe_source(annotations: pd.DataFrame) -> str:
 def as_reference(annotations: pd.DataFrame) -> pd.Series:
     """Mean score per sample over the annotators (a reference for sweeps and tables)."""
     return annotations.groupby("sample_id")["score"].mean().rename("mean_annotator").rename_axis("id")
+
+
+@dataclass(frozen=True)
+class AgreementParams:
+    """Validated settings of the agreement study (the run's own parameters are checked by
+    :func:`vlmxplain.params.validate_params`)."""
+
+    annotations: str = "simulated"
+    n_annotators: int = 3
+    annotator_noise: float = 0.75
+    n_boot: int = 1000
+    seed: int = 0
+
+
+def validate_agreement_params(*, annotations: str = "simulated", n_annotators: int = 3, annotator_noise: float = 0.75,
+                              n_boot: int = 1000, seed: int = 0) -> AgreementParams:
+    """``annotations``: "simulated" (offline stand-in), "run" (the Annotator's answers in the run
+    store) or a CSV path; the rest must be in range. Errors name the parameter."""
+    if not isinstance(annotations, str) or not annotations.strip():
+        raise ValueError(f"annotations: give 'simulated', 'run' or a CSV path, got {annotations!r}")
+    if annotations not in ("simulated", "run") and not Path(annotations).expanduser().is_file():
+        raise ValueError(f"annotations: {annotations!r} is neither 'simulated', 'run' nor an existing CSV file")
+    for name, value, low in (("n_annotators", n_annotators, 2), ("n_boot", n_boot, 0), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
+    try:
+        noise = float(annotator_noise)
+    except (TypeError, ValueError):
+        noise = float("nan")
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"annotator_noise: must be a finite number >= 0, got {annotator_noise!r}")
+    return AgreementParams(annotations.strip(), int(n_annotators), noise, int(n_boot), int(seed))

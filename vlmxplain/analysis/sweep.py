@@ -25,7 +25,7 @@ import pandas as pd
 from .agreement import TooFewPairsError, correlations
 
 __all__ = ["METRICS", "PAPER_ALPHAS", "PAPER_BETAS", "SweepParams", "SweepResult", "alpha_beta_sweep",
-           "plot_sweep_heatmap", "resolve_reference", "validate_sweep_params"]
+           "plot_mask_grid", "plot_sweep_heatmap", "resolve_reference", "validate_sweep_params"]
 
 PAPER_ALPHAS = (15.0, 20.0, 25.0, 30.0)
 PAPER_BETAS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -188,3 +188,25 @@ def plot_sweep_heatmap(result: SweepResult, metric: str | None = None, ax=None, 
     ax.set_title(title or f"{result.judge} vs {result.reference_label}\n{metric} per cell "
                  "(cyan: best; dot: paper's 25 / 0.6)", fontsize=9)
     return ax.figure
+
+
+def plot_mask_grid(run, sample_id: str, alphas: Sequence[float], betas: Sequence[float], title: str | None = None):
+    """What the judge sees for one sample at every alpha × beta (masked CAM images). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    alphas, betas = sorted(alphas), sorted(betas)
+    fig, axes = plt.subplots(len(alphas), len(betas), figsize=(1.45 * len(betas) + 0.6, 1.45 * len(alphas) + 0.6),
+                             squeeze=False, layout="constrained")
+    for r, a in enumerate(alphas):
+        for c, b in enumerate(betas):
+            ax = axes[r, c]
+            item = run.judge_input(sample_id, a, b)
+            ax.imshow(item.masked)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"β = {b:g}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"α = {a:g}", fontsize=9)
+    fig.suptitle(title or f"Masked CAM image of {sample_id} over the grid", fontsize=10)
+    return fig

@@ -73,3 +73,18 @@ def test_figures_render_counts():
     heights = [p.get_height() for p in fig2.axes[0].patches if p.get_height() > 0]
     assert sum(heights) == 5  # every judged, labelled sample lands in a bar
     assert "Correct-High" in s._repr_html_() and "unjudged" in repr(s)
+
+
+def test_vx_agreement_on_annotations_saved_in_the_run(lite0, tmp_path, monkeypatch):
+    import vlmxplain as vx
+
+    monkeypatch.setenv("VLMXPLAIN_CACHE", str(tmp_path / "cache.sqlite"))
+    run = vx.explain(lite0, vx.datasets.gallery(), run_dir=tmp_path / "r", progress=False, verbose=False)
+    with pytest.raises(ValueError, match="no human annotations"):
+        vx.agreement(run)
+    scores = run.table["score"]
+    for sid, score in scores.items():  # a human who agrees in rank with the judge
+        run.store.put_annotation(sid, "alice", float(score))
+    table = vx.agreement(run, "alice", n_boot=0)
+    spearman = table.set_index("method").loc["spearman", "estimate"]
+    assert spearman == pytest.approx(1.0) and int(table["n"].iloc[0]) == len(scores)

@@ -17,7 +17,7 @@ from .judges.registry import make_judge, parse_judge_spec
 from .judges.vlm.cost import estimate_cost
 from .masks import masked_image, overlay, saliency, sigmoid_mask, thumbnail
 from .pipeline import ExplainSummary, explain, rejudge
-from .run import Run, open_run
+from .run import Run, agreement, open_run
 from .store import JudgmentCache, RunStore
 from .widgets import Annotator, JudgeViewer, MaskTuner, QuadrantBrowser
 
@@ -25,7 +25,7 @@ from .widgets import Annotator, JudgeViewer, MaskTuner, QuadrantBrowser
 __all__ = [
     "Annotator", "JudgeViewer", "MaskTuner", "QuadrantBrowser",
     "CAM_METHODS", "CamResult", "Classifier", "ExplainSummary", "Judge", "JudgeInput", "Judgment", "JudgmentCache",
-    "QuadrantSummary", "Run", "RunStore", "compute_cams", "datasets", "estimate_cost", "explain",
+    "QuadrantSummary", "Run", "agreement", "RunStore", "compute_cams", "datasets", "estimate_cost", "explain",
     "get_cam_method", "load_classifier", "make_judge", "masked_image", "open_run", "overlay", "parse_judge_spec",
     "quadrant_summary", "rejudge", "saliency", "sigmoid_mask", "thumbnail",
 ]

@@ -195,3 +195,15 @@ class Run:
 def open_run(run_dir: str | Path) -> Run:
     """Reopen a finished or interrupted run."""
     return Run(run_dir)
+
+
+def agreement(run: Run, annotator: str | None = None, **options) -> pd.DataFrame:
+    """Judge-vs-human agreement on a run's annotations (Pearson, Spearman, Kendall with bootstrap
+    CIs), per annotator and against the mean human; see
+    :func:`vlmxplain.analysis.agreement_table` for ``options``."""
+    from .analysis import agreement_table
+
+    annotations = run.store.annotations()
+    if annotations.empty:
+        raise ValueError(f"annotator: no human annotations in {run.run_dir}; collect some with run.annotate(name)")
+    return agreement_table(run.table, annotations, annotator=annotator, **options)

@@ -31,3 +31,16 @@ def photos():
         "coffee": Image.fromarray(sd.coffee()),
         "camera": Image.fromarray(np.stack([sd.camera()] * 3, -1)),
     }
+
+
+@pytest.fixture(scope="module")
+def shared_caches(tmp_path_factory):
+    """One model cache for the whole session (bias, sweep and notebook tests train the same
+    ShapesNets) and a private judgment cache per module; no progress bars. Kernels started by
+    notebook tests inherit this environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLMXPLAIN_MODELS", str(tmp_path_factory.getbasetemp() / "vlmxplain-models"))
+        mp.setenv("VLMXPLAIN_CACHE", str(tmp_path_factory.mktemp("cache") / "judgments.sqlite"))
+        mp.setenv("TQDM_DISABLE", "1")
+        mp.setenv("MPLBACKEND", "Agg")
+        yield

@@ -18,12 +18,8 @@ SMALL = dict(rates=[0.0, 0.75, 1.0], n_test=45)  # the notebook's default models
 
 
 @pytest.fixture(scope="module", autouse=True)
-def caches(tmp_path_factory):
-    """Models in one folder for the whole session (test_sweep/test_notebooks train the same ones)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VLMXPLAIN_MODELS", str(tmp_path_factory.getbasetemp() / "vlmxplain-models"))
-        mp.setenv("VLMXPLAIN_CACHE", str(tmp_path_factory.mktemp("cache") / "judgments.sqlite"))
-        yield
+def _caches(shared_caches):
+    """See tests/conftest.py: shared_caches."""
 
 
 def png_array(fig) -> np.ndarray:

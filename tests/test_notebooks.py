@@ -23,15 +23,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment(tmp_path_factory):
-    """Kernels inherit the environment: a session-wide model cache (test_bias/test_sweep train
-    the same models) and a private judgment cache; no progress bars."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VLMXPLAIN_MODELS", str(tmp_path_factory.getbasetemp() / "vlmxplain-models"))
-        mp.setenv("VLMXPLAIN_CACHE", str(tmp_path_factory.mktemp("cache") / "judgments.sqlite"))
-        mp.setenv("TQDM_DISABLE", "1")
-        mp.setenv("MPLBACKEND", "Agg")
-        yield
+def _caches(shared_caches):
+    """See tests/conftest.py: shared_caches."""
 
 
 def execute(name: str, workdir: Path, **parameters) -> nbformat.NotebookNode:

@@ -19,11 +19,8 @@ ALPHAS, BETAS = (15.0, 30.0), (0.3, 0.5, 0.7)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def caches(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VLMXPLAIN_MODELS", str(tmp_path_factory.getbasetemp() / "vlmxplain-models"))
-        mp.setenv("VLMXPLAIN_CACHE", str(tmp_path_factory.mktemp("cache") / "judgments.sqlite"))
-        yield
+def _caches(shared_caches):
+    """See tests/conftest.py: shared_caches."""
 
 
 @pytest.fixture(scope="module")

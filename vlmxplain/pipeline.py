@@ -9,7 +9,6 @@ addressed cache shared across runs, so the same question is never asked twice.
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,7 @@ from .analysis.quadrants import validate_threshold
 from .cams import compute_cams, get_cam_method
 from .classifiers import Classifier, load_classifier
 from .datasets import Dataset, InputSkipped, Sample, from_list
-from .judges.base import Judge, JudgeInput
+from .judges.base import Judge, JudgeInput, png_bytes
 from .judges.registry import make_judge
 from .masks import apply_mask, overlay, saliency, sigmoid_mask, validate_mask_params
 from .store import JudgmentCache, RunStore
@@ -50,10 +49,6 @@ class ExplainSummary:
     output_tokens: int = 0
     seconds: float = 0.0
 
-    @property
-    def judge_calls(self) -> int:
-        return self.judged + self.failed
-
     def __str__(self) -> str:
         return (
             f"{self.total} samples: {self.processed} processed ({self.already_done} already done), "
@@ -70,12 +65,6 @@ def preview_of(image: Image.Image, size: int = PREVIEW_SIZE) -> Image.Image:
     copy = image.convert("RGB")
     copy.thumbnail((size, size), Image.Resampling.LANCZOS)
     return copy
-
-
-def encode_preview(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
 
 
 def make_judge_input(
@@ -231,10 +220,12 @@ def explain(
                 have_cam.update(res.ids)
                 summary.cams_computed += len(need)
             summary.cams_reused += len(batch) - len(need)
+            # Judges see what the store holds (float16 CAM, stored preview), so a resumed run or
+            # rejudge() derives byte-identical inputs and hits the same cache keys.
             items = []
             for s in batch:
                 preview = preview_of(s.image)
-                store.put_preview(s.id, encode_preview(preview), s.mask)
+                store.put_preview(s.id, png_bytes(preview), s.mask)
                 items.append(make_judge_input(
                     s.id, preview, store.get_cam(s.id), alpha, beta, clf.class_names, label=s.label,
                     object_mask=s.mask,
@@ -327,16 +318,11 @@ def rejudge(
     store = run.store
     ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b))
     summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
-    samples = store.samples().set_index("id")
     bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
                unit="img", disable=not progress)
     with _judging(the_judge, cache) as judgment_cache, bar:
         for start in range(0, len(ids), 32):
-            items = [
-                make_judge_input(i, run.image(i), store.get_cam(i), a, b, run.class_names,
-                                 label=samples.loc[i, "label"], object_mask=run.object_mask(i))
-                for i in ids[start : start + 32]
-            ]
+            items = [run.judge_input(i, a, b) for i in ids[start : start + 32]]
             _judge_items(the_judge, items, store, judgment_cache, a, b, summary, bar)
     summary.seconds = time.perf_counter() - t0
     return summary

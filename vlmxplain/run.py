@@ -8,6 +8,7 @@ classifier.
 from __future__ import annotations
 
 import io
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,9 @@ class Run:
     def config(self) -> dict:
         return self.store.config
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
+        """The classifier's class names (fixed for a run: a run has one classifier)."""
         return list(self.store.get_config("class_names", []))
 
     @property
@@ -134,12 +136,15 @@ class Run:
                           u["output_tokens"], prices=prices)
 
     # ------------------------------------------------------------------ one sample
-    def image(self, sample_id: str) -> Image.Image:
-        """The stored working copy of the sample's image (what the judge saw, unmasked)."""
+    def _preview(self, sample_id: str) -> tuple[Image.Image, np.ndarray | None]:
         found = self.store.get_preview(sample_id)
         if found is None:
             raise KeyError(f"sample {sample_id!r} has no stored image in {self.run_dir} (skipped or pending?)")
-        return Image.open(io.BytesIO(found[0])).convert("RGB")
+        return Image.open(io.BytesIO(found[0])).convert("RGB"), found[1]
+
+    def image(self, sample_id: str) -> Image.Image:
+        """The stored working copy of the sample's image (what the judge saw, unmasked)."""
+        return self._preview(sample_id)[0]
 
     def object_mask(self, sample_id: str) -> np.ndarray | None:
         found = self.store.get_preview(sample_id)
@@ -160,9 +165,9 @@ class Run:
         sample = self.store.get_sample(sample_id)
         if sample is None:
             raise KeyError(f"no sample {sample_id!r} in {self.run_dir}")
-        label = sample["label"]
-        return make_judge_input(sample_id, self.image(sample_id), self.cam(sample_id), a, b, self.class_names,
-                                label=label, object_mask=self.object_mask(sample_id))
+        image, object_mask = self._preview(sample_id)
+        return make_judge_input(sample_id, image, self.cam(sample_id), a, b, self.class_names,
+                                label=sample["label"], object_mask=object_mask)
 
     def __len__(self) -> int:
         return self.store.sample_count()

@@ -38,22 +38,24 @@ def css_name(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in str(text).lower()).strip("-")
 
 
-def fmt_score(score: Any) -> str:
-    """A judge score as shown to people: ``'3.2 / 5'``, or an em dash when there is none."""
+def _fmt_number(value: Any, spec: str) -> str:
+    """``format(float(value), spec)``, or an em dash for a missing or non-numeric value."""
     try:
-        s = float(score)
+        x = float(value)
     except (TypeError, ValueError):
         return "—"
-    return "—" if math.isnan(s) else f"{s:.1f} / 5"
+    return "—" if math.isnan(x) else format(x, spec)
+
+
+def fmt_score(score: Any) -> str:
+    """A judge score as shown to people: ``'3.2 / 5'``, or an em dash when there is none."""
+    text = _fmt_number(score, ".1f")
+    return text if text == "—" else f"{text} / 5"
 
 
 def fmt_share(p: Any) -> str:
     """A probability or share as a percentage (``'77.3%'``), an em dash when missing."""
-    try:
-        x = float(p)
-    except (TypeError, ValueError):
-        return "—"
-    return "—" if math.isnan(x) else f"{x:.1%}"
+    return _fmt_number(p, ".1%")
 
 
 # --------------------------------------------------------------------------- filtering & paging

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+#: The bundled notebooks ship inside the package (package data), so an installed wheel has them.
+NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
 
 
 def find_notebook(name: str) -> Path:

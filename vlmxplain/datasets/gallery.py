@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..imagenet import imagenet_class_names, imagenet_indices
+from .imagenet import imagenet_class_names, imagenet_indices
 from .core import Entry, ListDataset
 from .loading import InputSkipped
 

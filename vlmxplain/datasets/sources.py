@@ -26,7 +26,7 @@ def resolve_classes(classes: Sequence[str] | str | None) -> list[str] | None:
         return None
     if isinstance(classes, str):
         if classes.lower() == "imagenet":
-            from ..imagenet import imagenet_class_names
+            from .imagenet import imagenet_class_names
 
             return list(imagenet_class_names())
         raise ValueError(f"classes must be a list of names or 'imagenet', got the string {classes!r}")
@@ -101,7 +101,7 @@ def _imagenet_wnids() -> dict[str, int]:
 
 
 def _is_imagenet(classes: Sequence[str]) -> bool:
-    from ..imagenet import imagenet_class_names
+    from .imagenet import imagenet_class_names
 
     return tuple(classes) == imagenet_class_names()
 

@@ -1,5 +1,5 @@
-"""The judge contract: what a judge sees (:class:`JudgeInput`), what it returns
-(:class:`Judgment`), and the :class:`Judge` interface every backend implements.
+"""The judge contract: the :class:`Judge` interface every backend implements. A judge is shown a
+:class:`~vlmxplain.masks.JudgeInput` and returns a :class:`~vlmxplain.core.records.Judgment`.
 
 A judgment is keyed by content: ``sha256(judge id, prompt version, bytes the judge sees)``.
 The same question is therefore never asked twice, across runs (see :mod:`vlmxplain.store`).
@@ -7,86 +7,16 @@ The same question is therefore never asked twice, across runs (see :mod:`vlmxpla
 from __future__ import annotations
 
 import hashlib
-import io
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Iterable, Iterator, Sequence
 
-import numpy as np
-from PIL import Image
-from pydantic import BaseModel, Field
-
-JudgmentStatus = Literal["ok", "failed"]
-ParsePath = Literal["structured", "tolerant", "offline", "none"]
+from ..core.records import JudgeSettings, Judgment
+from ..masks.images import png_bytes
+from ..masks.judge_input import JudgeInput
 
 
-class JudgeResponse(BaseModel):
-    """The structured answer a VLM judge is asked for (the paper's three fields)."""
-
-    description: str = Field(description="What the visible (unmasked) region of the image shows.")
-    justification: str = Field(
-        description="Why this score: coverage of the predicted object, alignment, distractions, "
-        "and why the model may be looking there."
-    )
-    score: int = Field(ge=0, le=5, description="Attention quality, 0 (scattered/irrelevant) to 5 (fully accurate).")
-
-
-class Judgment(BaseModel):
-    """One judge's verdict on one masked CAM image, successful or not.
-
-    A failed judgment keeps the reason and the raw text; it is never dropped or guessed.
-    """
-
-    judge_id: str
-    prompt_version: str
-    status: JudgmentStatus = "ok"
-    score: float | None = Field(default=None, ge=0, le=5)
-    description: str = ""
-    justification: str = ""
-    error: str | None = None
-    raw: str = ""
-    parse_path: ParsePath = "none"
-    input_tokens: int = 0
-    output_tokens: int = 0
-    latency_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @classmethod
-    def failure(cls, judge_id: str, prompt_version: str, error: str, raw: str = "", **extra) -> "Judgment":
-        return cls(judge_id=judge_id, prompt_version=prompt_version, status="failed", error=error, raw=raw, **extra)
-
-
-@dataclass
-class JudgeInput:
-    """Everything a judge may look at for one sample.
-
-    ``saliency`` is the min-max normalised CAM at image resolution (float32, H×W, in [0, 1]);
-    ``mask`` the sigmoid mask derived from it with the run's alpha/beta; ``masked`` is
-    image × mask (what the paper's judge sees) and ``overlay`` the classic heat-map overlay.
-    """
-
-    sample_id: str
-    image: Image.Image
-    masked: Image.Image
-    overlay: Image.Image
-    saliency: np.ndarray
-    mask: np.ndarray
-    predicted_class: int
-    predicted_name: str
-    confidence: float
-    label_name: str = ""
-    object_mask: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    """Deterministic PNG encoding (used for cache keys and for what is sent to a VLM)."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
+class NeedsClassifier(ValueError):
+    """The judge re-runs the classifier, and none was given."""
 
 
 def content_key(*parts: str | bytes) -> str:
@@ -125,6 +55,10 @@ class Judge(ABC):
         Must yield exactly one judgment per item (failed ones included) and never raise for a
         single bad item.
         """
+
+    def settings(self) -> JudgeSettings:
+        """How this judge is configured, for the run record (never a key)."""
+        return JudgeSettings(judge=self.id, prompt_version=self.prompt_version, is_vlm=self.is_vlm)
 
     def judge(self, item: JudgeInput) -> Judgment:
         """Judge a single item."""

@@ -17,9 +17,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..classifiers import Classifier
-from .base import Judge, JudgeInput, Judgment, iter_batches
-from .registry import JudgeSpec, register_judge
+from ..core.records import Judgment
+from ..core.specs import JudgeSpec
+from ..masks.judge_input import JudgeInput
+from ..masks.regions import energy_on_mask
+from ..models.classifiers import Classifier
+from .base import Judge, NeedsClassifier, iter_batches
+from .registry import register_judge
 
 NOT_A_VLM = "[offline {name} judge: a computed score, not a vision-language model]"
 
@@ -29,7 +33,7 @@ class FaithfulnessJudge(Judge):
 
     def __init__(self, classifier: Classifier, batch_size: int = 32) -> None:
         if classifier is None:
-            raise ValueError("judge: offline:faithfulness needs the classifier (explain() passes it)")
+            raise NeedsClassifier("judge: offline:faithfulness needs the classifier (explain() passes it)")
         self.classifier = classifier
         self.batch_size = batch_size
         self.id = "offline:faithfulness"
@@ -72,15 +76,6 @@ class FaithfulnessJudge(Judge):
         )
 
 
-def visible_share_on_object(mask: np.ndarray, object_mask: np.ndarray) -> float:
-    """sum(M · object) / sum(M): how much of what the masked image shows lies on the object."""
-    m = np.asarray(mask, dtype=np.float64)
-    total = m.sum()
-    if total <= 1e-9:
-        return 0.0
-    return float((m * np.asarray(object_mask, dtype=bool)).sum() / total)
-
-
 class GroundTruthJudge(Judge):
     """Score = share of the visible region (mask M) on the object, × 5. Needs object masks."""
 
@@ -104,7 +99,7 @@ class GroundTruthJudge(Judge):
             return Judgment.failure(
                 self.id, self.prompt_version, f"object mask shape {obj.shape} != image shape {item.mask.shape}"
             )
-        share = visible_share_on_object(item.mask, obj)
+        share = energy_on_mask(item.mask, obj)
         coverage = float((item.mask * obj).sum() / max(obj.sum(), 1))
         description = (
             f"{NOT_A_VLM.format(name='ground-truth')} {share:.0%} of the visible region lies on the labelled "
@@ -122,13 +117,20 @@ class GroundTruthJudge(Judge):
         )
 
 
-@register_judge("offline")
+OFFLINE_JUDGES = ("faithfulness", "groundtruth")
+
+
+def _check_offline(spec: JudgeSpec) -> None:
+    if spec.model.lower() not in OFFLINE_JUDGES:
+        raise ValueError(f"judge: unknown offline judge {spec.model!r}; known: "
+                         + ", ".join(f"offline:{name}" for name in OFFLINE_JUDGES))
+
+
+@register_judge("offline", check=_check_offline)
 def _make_offline(spec: JudgeSpec, classifier: Classifier | None = None, **options) -> Judge:
-    kind = spec.model.lower()
-    if kind == "faithfulness":
+    if spec.model.lower() == "faithfulness":
         return FaithfulnessJudge(classifier, **options)
-    if kind == "groundtruth":
-        if options:
-            raise ValueError(f"judge: offline:groundtruth takes no options, got {sorted(options)}")
-        return GroundTruthJudge()
-    raise ValueError(f"judge: unknown offline judge {spec.model!r}; known: offline:faithfulness, offline:groundtruth")
+    if options:
+        raise ValueError(f"judge: offline:groundtruth takes no options, got {len(options)} "
+                         f"(named {', '.join(sorted(map(str, options)))})")
+    return GroundTruthJudge()

@@ -14,18 +14,19 @@ import ipywidgets as widgets
 import pandas as pd
 import traitlets as tl
 
-from ..views import annotation_order, esc, fmt_score, judge_text_html, next_pending, parse_key
+from ..viz.html import esc, fmt_score, judge_text_html
+from .logic import annotation_order, next_pending, parse_key
 from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag, show
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..run import Run
+    from ..store import Run
 
 SCORES = ("0", "1", "2", "3", "4", "5")
 KEY_HELP = "type 0–5 to score, a = accept, r = reject the judge's explanation, n = next, b = back; then Enter"
 
 
 class Annotator(StaticRepr, widgets.VBox):
-    """Score a run's samples by hand: ``run.annotate("alice")`` or ``Annotator(run, "alice")``.
+    """Score a run's samples by hand: ``vx.Annotator(run, "alice")``.
 
     ``order``: ``'idx'`` (run order) or ``'random'`` (fixed by ``seed``); ``blind=False`` shows
     the judge's verdict from the start. Each answer is committed at once with

@@ -6,34 +6,20 @@ notebook (papermill, nbconvert, a saved file without widget state) shows the HTM
 """
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 import ipywidgets as widgets
 from PIL import Image
 
-from ..views import esc
+from ..masks.images import data_uri, encode_image as _encode
+from ..viz.html import esc
 
 IMAGE_FORMAT = "jpeg"  # fast to encode (a 512-px frame in a few ms); fine for viewing
-JPEG_QUALITY = 90
 
 
 def encode_image(image: Image.Image, fmt: str = IMAGE_FORMAT) -> bytes:
-    """Encode a PIL image for a ``widgets.Image`` (``'jpeg'`` or ``'png'``)."""
-    buf = io.BytesIO()
-    if fmt == "jpeg":
-        image.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
-    elif fmt == "png":
-        image.save(buf, format="PNG", compress_level=1)
-    else:
-        raise ValueError(f"fmt: must be 'jpeg' or 'png', got {fmt!r}")
-    return buf.getvalue()
-
-
-def data_uri(image: Image.Image, fmt: str = IMAGE_FORMAT) -> str:
-    """A ``data:`` URI of the image (for static HTML)."""
-    return f"data:image/{fmt};base64,{base64.b64encode(encode_image(image, fmt)).decode('ascii')}"
+    """Encode a PIL image for a ``widgets.Image`` (JPEG unless ``fmt="png"``)."""
+    return _encode(image, fmt)
 
 
 def img_tag(image: Image.Image | None, alt: str, max_width: int | None = None, caption: str | None = None) -> str:

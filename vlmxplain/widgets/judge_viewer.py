@@ -12,22 +12,22 @@ import pandas as pd
 import traitlets as tl
 from PIL import Image
 
-from ..analysis.quadrants import validate_threshold
-from ..views import (
-    JUDGE_STATUSES, QUADRANT_VALUES, SCORE_MAX, SCORE_MIN, clamp, class_options, esc, filter_table,
-    raw_response_html, sample_card_html, validate_score_range, with_threshold,
-)
+from ..core.checks import validate_threshold
+from ..core.defaults import SCORE_MAX, SCORE_MIN
+from ..core.quadrants import QUADRANT_VALUES
+from ..viz.html import esc, raw_response_html, sample_card_html
+from .logic import JUDGE_STATUSES, clamp, class_options, filter_table, validate_score_range, with_threshold
 from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..run import Run
+    from ..store import Run
 
 ALL = "(all)"
 _CACHE_SIZE = 32
 
 
 class JudgeViewer(StaticRepr, widgets.VBox):
-    """Browse a run's samples one at a time: ``run.viewer()`` or ``JudgeViewer(run)``.
+    """Browse a run's samples one at a time: ``vx.JudgeViewer(run)``.
 
     Traits: ``position`` (0-based, within the filtered samples), the filters ``quadrant``,
     ``label`` (true class), ``score_range`` ((low, high) or None) and ``status``, and

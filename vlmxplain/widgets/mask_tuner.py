@@ -16,11 +16,14 @@ import traitlets as tl
 from PIL import Image
 
 from ..cams import CAM_METHODS, CostlyMethodWarning, compute_cams, get_cam_method
-from ..classifiers import Classifier
+from ..core.checks import validate_mask_params
+from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BETA, PREVIEW_SIZE
 from ..datasets import Dataset, InputSkipped, Sample
-from ..masks import DEFAULT_ALPHA, DEFAULT_BETA, overlay, saliency, validate_mask_params
-from ..pipeline import PREVIEW_SIZE, preview_of
-from ..views import TUNER_VIEWS, esc, explain_snippet, fmt_share, render_view
+from ..masks.images import preview_of
+from ..masks.saliency import overlay, saliency
+from ..models.classifiers import Classifier
+from ..viz.html import esc, fmt_share
+from .logic import TUNER_VIEWS, explain_snippet, render_view
 from .common import StaticRepr, encode_image, html_widget, image_widget, img_tag
 
 PREDICTED = -1  # the target dropdown's value for "the predicted class"

@@ -12,23 +12,22 @@ import ipywidgets as widgets
 import pandas as pd
 import traitlets as tl
 
-from ..analysis.quadrants import QUADRANTS, QuadrantSummary, quadrant_summary, validate_threshold
-from ..masks import thumbnail
-from ..views import (
-    class_options, css_name, esc, filter_table, first_nonempty, fmt_score, matrix_html, page_count, page_items,
-    quadrant_cells, with_threshold,
-)
+from ..core.checks import validate_threshold
+from ..core.quadrants import QUADRANTS, QuadrantSummary, quadrant_summary
+from ..masks.images import thumbnail
+from ..viz.html import css_name, esc, fmt_score, matrix_html, quadrant_cells
+from .logic import class_options, filter_table, first_nonempty, page_count, page_items, with_threshold
 from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag, show
 from .judge_viewer import ALL, JudgeViewer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..run import Run
+    from ..store import Run
 
 THUMB_VIEWS = ("masked", "overlay", "original")
 
 
 class QuadrantBrowser(StaticRepr, widgets.VBox):
-    """Browse a run by quadrant: ``run.browser()`` or ``QuadrantBrowser(run)``.
+    """Browse a run by quadrant: ``vx.QuadrantBrowser(run)``.
 
     Traits: ``threshold``, ``label`` (class filter, None = all), ``quadrant`` (the selected
     cell; by default the first non-empty one) and ``page`` (0-based gallery page).

@@ -1,6 +1,6 @@
 """Vision-language-model judges: OpenAI, Gemini and OpenAI-compatible local servers.
 
-Specs (see :mod:`vlmxplain.judges.registry`)::
+Specs (parsed by :class:`vlmxplain.core.specs.JudgeSpec`)::
 
     openai:gpt-4o-mini                                   # OPENAI_API_KEY (paper's model; retiring)
     gemini:gemini-2.5-flash                              # GOOGLE_API_KEY / GEMINI_API_KEY
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import JudgeSpec, register_judge
-from .core import CallError, Reply, VLMJudge, VLMOptions
+from ...core.specs import JudgeSpec
+from ..registry import register_judge
+from .core import CallError, Reply, VLMJudge
+from .options import VLMOptions
 from .cost import PRICES, CostEstimate, ModelPrice, actual_cost, estimate_cost, usage_cost
 from .gemini_backend import GeminiJudge
 from .keys import MissingKeyError

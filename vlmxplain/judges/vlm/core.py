@@ -14,61 +14,26 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from collections.abc import Iterator, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from ..base import Judge, JudgeInput, JudgeResponse, Judgment, content_key, png_bytes
-from ..registry import JudgeSpec
+from ...core.records import JudgeResponse, JudgeSettings, Judgment
+from ...core.specs import JudgeSpec
+from ...masks.images import png_bytes
+from ...masks.judge_input import JudgeInput, judge_view, judge_view_png
+from ..base import Judge, content_key
 from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, image_tokens, lookup_price, text_tokens
 from .keys import Redactor, Secret
 from .limits import RateLimiter, RetryPolicy
+from .options import VLMOptions
 from .parsing import ParseFailure, parse_judge_text
-from .prompts import InputKind, PromptTemplate, get_template
-from .views import judge_view, judge_view_png
+from .prompts import PromptTemplate
 
 log = logging.getLogger("vlmxplain.judges.vlm")
 
-Detail = Literal["auto", "low", "medium", "high"]
 _RAW_LIMIT = 20_000
-
-
-class VLMOptions(BaseModel):
-    """Options of a VLM judge (all optional). Keys are not options: pass ``api_key=`` separately."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    input_kind: InputKind = "masked"
-    image_size: int = Field(512, ge=32, le=4096, description="longest side of the image sent, px")
-    detail: Detail | None = Field(None, description="OpenAI image detail / Gemini media resolution; "
-                                  "None = provider default")
-    temperature: float | None = Field(0.0, ge=0.0, le=2.0, description="None = do not send (reasoning models)")
-    max_output_tokens: int | None = Field(None, ge=16)
-    template: PromptTemplate | None = Field(None, validate_default=True)
-    concurrency: int = Field(8, ge=1, le=100, description="max requests in flight")
-    rpm: float | None = Field(None, gt=0, description="requests per minute")
-    tpm: float | None = Field(None, gt=0, description="tokens per minute (input estimate + output)")
-    timeout: float = Field(120.0, gt=0, description="seconds per request")
-    max_retries: int = Field(4, ge=0, le=20, description="retries after the first attempt")
-    backoff_base: float = Field(1.0, ge=0.0)
-    backoff_max: float = Field(60.0, ge=0.0)
-    base_url: str | None = None
-    api_version: str | None = None
-    api_key_env: str | None = Field(None, description="environment variable holding the key (openai-compatible)")
-    structured: bool = Field(True, description="openai-compatible: send a json_schema response_format")
-
-    @field_validator("template", mode="before")
-    @classmethod
-    def _template(cls, value: Any) -> PromptTemplate:
-        return get_template(value)
-
-    def resolved_detail(self, provider: str) -> str | None:
-        """The detail actually used: explicit, else ``low`` for OpenAI-style APIs, provider default for Gemini."""
-        if self.detail is not None:
-            return None if (self.detail == "auto" and provider == "gemini") else self.detail
-        return "low" if provider in ("openai", "openai-compatible") else None
 
 
 @dataclass
@@ -111,9 +76,7 @@ class VLMJudge(Judge):
     allowed_details: tuple[str | None, ...] = ("low", "high", "auto")
 
     def __init__(self, spec: JudgeSpec | str, *, api_key: str | None = None, **options: Any) -> None:
-        if isinstance(spec, str):
-            from ..registry import parse_judge_spec
-            spec = parse_judge_spec(spec)
+        spec = JudgeSpec.parse(spec)
         self.spec = spec
         self.id = str(spec)
         self.model = spec.model
@@ -170,17 +133,13 @@ class VLMJudge(Judge):
         out = self.options.max_output_tokens or DEFAULT_OUTPUT_TOKENS
         return image_tokens(price, width, height, self.detail) + text_tokens(self.template.system + prompt) + out
 
-    def settings(self) -> dict[str, Any]:
-        """JSON-safe description for run records (no key; URL credentials stripped)."""
+    def settings(self) -> JudgeSettings:
+        """How this judge is configured, for the run record (no key; URLs never carry credentials)."""
         opts = self.options.model_dump(exclude={"template"})
-        if opts.get("base_url"):
-            parts = urlsplit(opts["base_url"])
-            host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-            opts["base_url"] = urlunsplit((parts.scheme, host, parts.path, "", ""))
-        return {"judge": self.id, "provider": self.provider, "model": self.model,
-                "prompt_version": self.prompt_version, "template": self.template.name,
-                "template_version": self.template.version, "detail": self.detail,
-                "key_source": self._key.source, **opts}
+        opts.update(provider=self.provider, model=self.model, template=self.template.name,
+                    template_version=self.template.version, detail=self.detail, key_source=self._key.source)
+        return JudgeSettings(judge=self.id, prompt_version=self.prompt_version, is_vlm=True,
+                             input_kind=self.options.input_kind, options=opts)
 
     # -- judging -----------------------------------------------------------------------------
     def judge_many(self, items: Sequence[JudgeInput]) -> Iterator[tuple[int, Judgment]]:

@@ -22,7 +22,10 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from ..base import Judgment
+from ...core.records import Judgment
+from ...core.specs import JudgeSpec
+from .options import VLMOptions
+from .prompts import get_template
 
 ImageModel = Literal["tile", "patch", "gemini", "flat"]
 
@@ -137,16 +140,6 @@ class CostEstimate:
                 f"{self.output_tokens:,} output tokens, {usd}")
 
 
-def _split_spec(judge: str) -> tuple[str, str]:
-    if not isinstance(judge, str) or ":" not in judge:
-        raise ValueError(f"judge: {judge!r} is not a judge spec such as 'openai:gpt-4o-mini'")
-    provider, model = judge.split(":", 1)
-    provider = provider.strip().lower()
-    if provider == "openai-compatible":
-        model = model.split("@", 1)[0]
-    return provider, model.strip()
-
-
 def _price_for(provider: str, model: str, prices: Mapping[str, Any] | None) -> ModelPrice | None:
     if provider == "openai-compatible":  # a local server: free unless the caller prices it
         return lookup_price(model, prices, builtin=False) or _FREE
@@ -172,19 +165,16 @@ def estimate_cost(
     ``(width, height)`` of the source images gives the aspect ratio (default square);
     ``batch=True`` applies the providers' half-price batch rate.
     """
-    from .core import VLMJudge, VLMOptions  # local: core imports this module
-    from .prompts import get_template
-
     if isinstance(data_or_n, (bool, str, bytes)) or not (isinstance(data_or_n, int) or hasattr(data_or_n, "__len__")):
         raise TypeError(f"data_or_n must be a number of samples or a sized dataset, got {type(data_or_n).__name__}")
     n = int(data_or_n) if isinstance(data_or_n, int) else len(data_or_n)
     if n < 0:
         raise ValueError(f"data_or_n must be >= 0, got {n}")
-    if isinstance(judge, VLMJudge):
+    if isinstance(getattr(judge, "options", None), VLMOptions):  # a built VLM judge
         spec, opts, provider, model = judge.id, judge.options, judge.provider, judge.model
     else:
-        spec = str(judge)
-        provider, model = _split_spec(spec)
+        parsed = JudgeSpec.parse(judge)
+        spec, provider, model = str(parsed), parsed.provider, parsed.model
         overrides = {k: v for k, v in dict(image_size=image_size, detail=detail, input_kind=input_kind,
                                            template=template).items() if v is not None}
         opts = VLMOptions(**overrides)
@@ -231,7 +221,8 @@ def usage_cost(judge: str, requests: int, input_tokens: int, output_tokens: int,
                prices: Mapping[str, Any] | None = None, batch: bool = False) -> CostEstimate:
     """Cost of recorded usage of the judge spec ``judge`` (priced as :func:`estimate_cost` prices it:
     local OpenAI-compatible servers are free unless ``prices`` names the model; offline judges are free)."""
-    provider, model = _split_spec(judge)
+    parsed = JudgeSpec.parse(judge)
+    provider, model = parsed.provider, parsed.model
     if provider == "offline":
         return CostEstimate(judge, 0, 0, 0, 0.0, assumptions=["offline judge: no API calls"])
     price = _price_for(provider, model, prices)

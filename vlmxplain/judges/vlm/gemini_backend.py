@@ -17,8 +17,7 @@ from typing import Any
 
 from .core import CallError, Reply, VLMJudge
 from .keys import Secret, resolve_key
-from .limits import FATAL_STATUS, RETRYABLE_STATUS, parse_retry_after
-from .openai_backend import status_kind
+from .limits import FATAL_STATUS, RETRYABLE_STATUS, parse_retry_after, status_kind
 from .prompts import judge_response_schema
 
 _BLOCKED = {"SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",

@@ -22,6 +22,14 @@ from collections.abc import Mapping
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 #: Statuses that will fail every request the same way (bad key, no access, unknown model).
 FATAL_STATUS = frozenset({401, 403, 404})
+_STATUS_KINDS = {400: "bad request", 401: "authentication failed", 403: "permission denied",
+                 404: "not found (model or URL)", 408: "request timeout", 409: "conflict",
+                 413: "request too large", 422: "unprocessable request", 429: "rate limited"}
+
+
+def status_kind(status: int) -> str:
+    """A short name for an HTTP error status ("authentication failed", "rate limited", ...)."""
+    return _STATUS_KINDS.get(status, "server error" if status >= 500 else "request rejected")
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:

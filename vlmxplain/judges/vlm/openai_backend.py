@@ -19,20 +19,11 @@ import base64
 import json
 from typing import Any
 
-from ..base import JudgeResponse
+from ...core.records import JudgeResponse
 from .core import CallError, Reply, VLMJudge
 from .keys import Secret, resolve_key
-from .limits import FATAL_STATUS, RETRYABLE_STATUS, parse_retry_after
+from .limits import FATAL_STATUS, RETRYABLE_STATUS, parse_retry_after, status_kind
 from .prompts import judge_response_schema
-
-_STATUS_KINDS = {400: "bad request", 401: "authentication failed", 403: "permission denied",
-                 404: "not found (model or URL)", 408: "request timeout", 409: "conflict",
-                 413: "request too large", 422: "unprocessable request", 429: "rate limited"}
-
-
-def status_kind(status: int) -> str:
-    return _STATUS_KINDS.get(status, "server error" if status >= 500 else "request rejected")
-
 
 class OpenAIJudge(VLMJudge):
     """Judge via OpenAI Chat Completions with structured outputs (``openai:<model>``)."""

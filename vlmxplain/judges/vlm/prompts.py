@@ -14,13 +14,11 @@ import functools
 import hashlib
 import json
 import string
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ..base import JudgeInput, JudgeResponse
-
-InputKind = Literal["masked", "overlay", "both"]
+from ...core.records import JudgeResponse
+from ...masks.judge_input import InputKind, JudgeInput
 
 #: Placeholders a user template may use.
 PLACEHOLDERS = ("predicted_name", "input_description", "confidence")

@@ -3,17 +3,32 @@
 Used by the shortcut-bias experiment and as the offline classifier of the shapes set. Global
 *max* pooling matters: with average pooling small CNNs do not learn the shapes in a few
 hundred steps (see the notes in the project's shared folder).
+
+:func:`shapes_model` trains a ShapesNet once per training spec and caches it on disk
+(``$VLMXPLAIN_MODELS``); :func:`training_spec` is the one rule for which split a model for a
+shapes data spec (or a shortcut rate) is trained on.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..core.defaults import model_cache_dir
+from ..core.specs import SHORTCUT_CLASSES
+from ..datasets import shapes, to_tensors
 from .classifiers import Classifier, load_classifier, make_preprocess
+
+#: Training images per ShapesNet, and the offset between a test split's seed and its training seed.
+TRAIN_SIZE = 1800
+TRAIN_SEED_OFFSET = 1000
+DEFAULT_EPOCHS = 4
 
 
 class ShapesNet(nn.Module):
@@ -66,8 +81,6 @@ def train_shapes_classifier(
     Deterministic for a given seed. ``save_to`` writes the state dict (reload with
     :func:`load_shapes_classifier`).
     """
-    from .datasets import to_tensors
-
     if epochs < 1:
         raise ValueError(f"epochs: must be >= 1, got {epochs}")
     classes = list(dataset.classes or [])
@@ -107,6 +120,10 @@ def train_shapes_classifier(
 def load_shapes_classifier(path: str | Path) -> Classifier:
     """Reload a classifier saved by :func:`train_shapes_classifier` (``save_to=``)."""
     blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not (isinstance(blob, dict) and {"state_dict", "classes", "size", "width"} <= set(blob)):
+        raise ValueError(f"classifier: {str(path)!r} is not a ShapesNet checkpoint (written by "
+                         "train_shapes_classifier); for a timm state dict use "
+                         "vx.load_classifier('<timm name>', checkpoint=path)")
     model = ShapesNet(len(blob["classes"]), blob["width"])
     model.load_state_dict(blob["state_dict"], strict=True)
     return shapes_classifier(model, list(blob["classes"]), blob["size"])
@@ -114,8 +131,6 @@ def load_shapes_classifier(path: str | Path) -> Classifier:
 
 def accuracy(classifier: Classifier, dataset, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``classifier`` on a dataset whose targets index its class names."""
-    from .datasets import to_tensors
-
     x, y = to_tensors(dataset)
     x = (x - torch.tensor(SHAPES_MEAN)[:, None, None]) / torch.tensor(SHAPES_STD)[:, None, None]
     correct = 0
@@ -123,3 +138,52 @@ def accuracy(classifier: Classifier, dataset, batch_size: int = 256) -> float:
         for start in range(0, len(x), batch_size):
             correct += int((classifier.model(x[start : start + batch_size]).argmax(1) == y[start : start + batch_size]).sum())
     return correct / len(x)
+
+
+def training_spec(data_options: dict[str, Any] | None = None, *, rate: float = 0.0, shortcut_class: str = "circle",
+                  shortcut_on: str = "class", classes: Sequence[str] = SHORTCUT_CLASSES,
+                  n_train: int = TRAIN_SIZE) -> dict[str, Any]:
+    """The shapes parameters of the training split for a model that serves ``data_options``
+    (the options of a shapes data spec): same image size, classes and background noise, seed
+    ``1000 + data seed`` (never a test seed). ``rate > 0`` plants the red dot on that share of
+    the eligible training images (``shortcut_on``: "class", "others" or "all").
+
+    Rate 0 gives exactly the spec of the offline shapes classifier, so both share one cached model.
+    """
+    options = dict(data_options or {})
+    spec: dict[str, Any] = {"n": int(n_train), "seed": TRAIN_SEED_OFFSET + int(options.get("seed", 0))}
+    for key in ("size", "noise"):
+        if key in options:
+            spec[key] = options[key]
+    chosen = list(options.get("classes", classes))
+    if tuple(chosen) != SHORTCUT_CLASSES:
+        spec["classes"] = chosen
+    if rate > 0:
+        spec.update(shortcut_on=shortcut_on, shortcut_rate=float(rate))
+        if shortcut_on in ("class", "others"):
+            spec["shortcut_class"] = shortcut_class
+    return spec
+
+
+def shapes_model(train_spec: dict[str, Any] | None = None, *, epochs: int = DEFAULT_EPOCHS,
+                 progress: bool = True) -> Classifier:
+    """A ShapesNet trained on the shapes split ``train_spec`` (default: :func:`training_spec`),
+    cached on disk by its training parameters so it is trained once."""
+    spec = {"n": TRAIN_SIZE, **(train_spec if train_spec is not None else training_spec())}
+    key = hashlib.sha256(json.dumps({**spec, "epochs": epochs}, sort_keys=True).encode()).hexdigest()[:12]
+    path = model_cache_dir() / f"shapesnet-{key}.pt"
+    if path.is_file():
+        return load_shapes_classifier(path)
+    return train_shapes_classifier(shapes(**spec), epochs=epochs, progress=progress, save_to=path)
+
+
+def shortcut_model(rate: float, shortcut_class: str = "circle", *, classes: Sequence[str] = SHORTCUT_CLASSES,
+                   n_train: int = TRAIN_SIZE, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
+                   progress: bool = False) -> Classifier:
+    """A ShapesNet trained with the dot on ``rate`` of the ``shortcut_class`` training images
+    (trained once, then loaded from the model cache)."""
+    if not 0.0 <= float(rate) <= 1.0:
+        raise ValueError(f"rate: must be in [0, 1], got {rate!r}")
+    spec = training_spec({"seed": seed, "classes": list(classes)}, rate=rate, shortcut_class=shortcut_class,
+                         n_train=n_train)
+    return shapes_model(spec, epochs=epochs, progress=progress)

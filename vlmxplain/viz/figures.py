@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .analysis.quadrants import QUADRANTS, QuadrantSummary
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .run import Run
+from ..core.quadrants import QUADRANTS, QuadrantSummary
+from ..store import Run
 
 QUADRANT_COLORS = {"Correct-High": "#2a9d8f", "Correct-Low": "#e9c46a", "Wrong-High": "#f4a261", "Wrong-Low": "#e76f51"}
 
@@ -59,7 +56,7 @@ def plot_score_histogram(table: pd.DataFrame, threshold: float, ax=None, title: 
     return fig
 
 
-def plot_quadrant_gallery(run: "Run", per_quadrant: int = 4, threshold: float | None = None, view: str = "masked",
+def plot_quadrant_gallery(run: Run, per_quadrant: int = 4, threshold: float | None = None, view: str = "masked",
                           title: str | None = None):
     """A grid: one row per quadrant, up to ``per_quadrant`` masked images (lowest/highest
     scores first where it matters: Correct-Low by ascending score, the others descending)."""

@@ -7,25 +7,21 @@ matrix; they are counted separately.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .checks import validate_threshold
+from .defaults import DEFAULT_THRESHOLD
+
 QUADRANTS = ("Correct-High", "Correct-Low", "Wrong-High", "Wrong-Low")
 UNJUDGED = "Unjudged"
 UNLABELLED = "Unlabelled"
-
-
-def validate_threshold(threshold: float) -> float:
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"threshold: must be a number in [0, 5], got {threshold!r}") from None
-    if not math.isfinite(t) or not 0 <= t <= 5:
-        raise ValueError(f"threshold: must be a number in [0, 5], got {threshold!r}")
-    return t
+#: Rows outside the matrix carry their judge status as their quadrant.
+OUTSIDE = {"pending": "Pending", "skipped": "Skipped"}
+#: Every value the quadrant column of a run table can hold.
+QUADRANT_VALUES = (*QUADRANTS, UNJUDGED, UNLABELLED, *OUTSIDE.values())
 
 
 def assign_quadrants(correct: pd.Series, score: pd.Series, threshold: float) -> pd.Series:
@@ -40,6 +36,16 @@ def assign_quadrants(correct: pd.Series, score: pd.Series, threshold: float) -> 
     out = np.where(score.isna(), UNJUDGED, out)
     out = np.where(~known.to_numpy(), UNLABELLED, out)
     return pd.Series(out, index=correct.index, name="quadrant")
+
+
+def quadrant_column(table: pd.DataFrame, threshold: float) -> pd.Series:
+    """The ``quadrant`` column of a run table (columns ``correct``, ``score``, ``judge_status``):
+    :func:`assign_quadrants`, with pending and skipped rows named by their status."""
+    out = assign_quadrants(table["correct"], table["score"], threshold)
+    status = table["judge_status"]
+    for name, label in OUTSIDE.items():
+        out = out.mask(status == name, label)
+    return out
 
 
 @dataclass
@@ -73,12 +79,6 @@ class QuadrantSummary:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"count": self.counts, "share": self.shares})
 
-    def plot(self, ax=None, title: str | None = None):
-        """Draw the 2×2 matrix with counts and shares; returns the matplotlib Figure."""
-        from ..plots import plot_quadrant_matrix
-
-        return plot_quadrant_matrix(self, ax=ax, title=title)
-
     def _repr_html_(self) -> str:
         shares = self.shares
         rows = "".join(
@@ -92,7 +92,7 @@ class QuadrantSummary:
         return f"QuadrantSummary(threshold={self.threshold:g}, {parts}, unjudged={self.unjudged})"
 
 
-def quadrant_summary(table: pd.DataFrame, threshold: float = 2.5, by: str = "label") -> QuadrantSummary:
+def quadrant_summary(table: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD, by: str = "label") -> QuadrantSummary:
     """Quadrant counts from a per-sample table with columns ``correct``, ``score`` and ``by``.
 
     Per-class rows list every class present in the table, also those with no judged sample

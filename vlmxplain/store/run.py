@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .analysis.quadrants import QuadrantSummary, assign_quadrants, quadrant_summary
-from .judges.base import JudgeInput
-from .masks import validate_mask_params
-from .store import RunStore
+from ..core.checks import validate_mask_params
+from ..core.quadrants import QuadrantSummary, quadrant_column, quadrant_summary
+from ..core.records import RunConfig, RunView
+from ..masks.judge_input import JudgeInput, make_judge_input
+from .run_store import RunStore
 
 TABLE_COLUMNS = [
     "idx", "id", "path", "label", "targets", "target_names", "prediction", "predicted_name", "confidence",
@@ -37,25 +38,46 @@ class Run:
 
     # ------------------------------------------------------------------ configuration
     @property
-    def config(self) -> dict:
-        return self.store.config
+    def config(self) -> RunConfig:
+        """What defines the run: classifier, dataset, CAM method, library versions (typed)."""
+        config = self.store.run_config
+        if config is None:
+            raise ValueError(f"run_dir: {self.run_dir} holds no finished set-up (explain() never got going)")
+        return config
+
+    @property
+    def view(self) -> RunView:
+        """The current judge, alpha, beta and threshold (what :attr:`table` shows)."""
+        view = self.store.view
+        if view is None:
+            raise ValueError(f"run_dir: {self.run_dir} holds no finished set-up (explain() never got going)")
+        return view
 
     @cached_property
     def class_names(self) -> list[str]:
         """The classifier's class names (fixed for a run: a run has one classifier)."""
-        return list(self.store.get_config("class_names", []))
+        return list(self.config.classifier.class_names)
+
+    @property
+    def cam_method(self) -> str:
+        return self.config.cam
+
+    @property
+    def judge(self) -> str:
+        """The current judge's spec."""
+        return self.view.judge.judge
 
     @property
     def alpha(self) -> float:
-        return float(self.store.get_config("alpha"))
+        return self.view.alpha
 
     @property
     def beta(self) -> float:
-        return float(self.store.get_config("beta"))
+        return self.view.beta
 
     @property
     def threshold(self) -> float:
-        return float(self.store.get_config("threshold", 2.5))
+        return self.view.threshold
 
     # ------------------------------------------------------------------ tables
     @property
@@ -68,12 +90,12 @@ class Run:
         prompt_version: str | None = None, threshold: float | None = None,
     ) -> pd.DataFrame:
         """The per-sample table for another judge / alpha / beta judged on this run."""
-        cfg = self.config
-        judge = judge or cfg.get("judge")
-        if prompt_version is None and judge == cfg.get("judge"):
-            prompt_version = cfg.get("prompt_version")
-        alpha = cfg.get("alpha") if alpha is None else alpha
-        beta = cfg.get("beta") if beta is None else beta
+        view = self.view
+        judge = judge or view.judge.judge
+        if prompt_version is None and judge == view.judge.judge:
+            prompt_version = view.judge.prompt_version
+        alpha = view.alpha if alpha is None else alpha
+        beta = view.beta if beta is None else beta
         names = self.class_names
         samples = self.store.samples().drop(columns=["meta"])
         cams = self.store.cams()[["id", "prediction", "confidence"]]
@@ -83,11 +105,8 @@ class Run:
                 "input_tokens", "output_tokens", "latency_s", "cached"]
         df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how="left")
         skipped = self.store.skipped_ids()
-        never_sent = (df["judge_status"] == "failed") & df["error"].fillna("").str.startswith("not sent:")
-        df["judge_status"] = np.where(
-            df["id"].isin(skipped), "skipped",
-            np.where(never_sent, "pending", df["judge_status"].fillna("pending").astype(object)),
-        )
+        status = df["judge_status"].fillna("pending").replace({"not_sent": "pending"}).astype(object)
+        df["judge_status"] = status.mask(df["id"].isin(skipped), "skipped")
         df["prediction"] = df["prediction"].astype("Int64")
         df["predicted_name"] = [names[int(p)] if pd.notna(p) and names else None for p in df["prediction"]]
         df["target_names"] = [[names[t] for t in ts] if names else [] for ts in df["targets"]]
@@ -97,8 +116,7 @@ class Run:
         )
         df["score"] = pd.to_numeric(df["score"], errors="coerce")
         df["cached"] = df["cached"].fillna(0).astype(bool)
-        df["quadrant"] = assign_quadrants(df["correct"], df["score"], self.threshold if threshold is None else threshold)
-        df.loc[df["judge_status"].isin(["skipped", "pending"]), "quadrant"] = df["judge_status"].str.capitalize()
+        df["quadrant"] = quadrant_column(df, self.threshold if threshold is None else threshold)
         return df[TABLE_COLUMNS].set_index("id", drop=False).rename_axis(None)
 
     def quadrants(self, threshold: float | None = None, by: str = "label", **table_filters) -> QuadrantSummary:
@@ -129,11 +147,10 @@ class Run:
 
     def cost(self, prices: dict | None = None):
         """:class:`~vlmxplain.judges.vlm.CostEstimate` of :meth:`usage` in USD (``prices`` overrides the table)."""
-        from .judges.vlm.cost import usage_cost
+        from ..judges.vlm.cost import usage_cost
 
         u = self.usage()
-        return usage_cost(self.config.get("judge", "offline:?"), u["requests"], u["input_tokens"],
-                          u["output_tokens"], prices=prices)
+        return usage_cost(self.judge, u["requests"], u["input_tokens"], u["output_tokens"], prices=prices)
 
     # ------------------------------------------------------------------ one sample
     def _preview(self, sample_id: str) -> tuple[Image.Image, np.ndarray | None]:
@@ -159,8 +176,6 @@ class Run:
 
     def judge_input(self, sample_id: str, alpha: float | None = None, beta: float | None = None) -> JudgeInput:
         """What a judge sees for this sample at any alpha/beta, derived from the stored CAM."""
-        from .pipeline import make_judge_input
-
         a, b = validate_mask_params(self.alpha if alpha is None else alpha, self.beta if beta is None else beta)
         sample = self.store.get_sample(sample_id)
         if sample is None:
@@ -173,42 +188,13 @@ class Run:
         return self.store.sample_count()
 
     def __repr__(self) -> str:
-        cfg = self.config
-        return (f"Run({str(self.run_dir)!r}, samples={len(self)}, classifier={cfg.get('classifier')!r}, "
-                f"cam={cfg.get('cam')!r}, judge={cfg.get('judge')!r}, alpha={cfg.get('alpha')}, beta={cfg.get('beta')})")
-
-    # ------------------------------------------------------------------ panels (ipywidgets)
-    def viewer(self, **kw):
-        """A :class:`~vlmxplain.widgets.JudgeViewer` over this run (one sample at a time)."""
-        from .widgets import JudgeViewer
-
-        return JudgeViewer(self, **kw)
-
-    def browser(self, **kw):
-        """A :class:`~vlmxplain.widgets.QuadrantBrowser` over this run (clickable matrix, gallery)."""
-        from .widgets import QuadrantBrowser
-
-        return QuadrantBrowser(self, **kw)
-
-    def annotate(self, annotator: str, **kw):
-        """An :class:`~vlmxplain.widgets.Annotator` for ``annotator`` (blind scoring, saved at once)."""
-        from .widgets import Annotator
-
-        return Annotator(self, annotator, **kw)
+        cfg, view = self.store.run_config, self.store.view
+        if cfg is None or view is None:
+            return f"Run({str(self.run_dir)!r}, samples={len(self)}, not set up)"
+        return (f"Run({str(self.run_dir)!r}, samples={len(self)}, classifier={cfg.classifier.name!r}, "
+                f"cam={cfg.cam!r}, judge={view.judge.judge!r}, alpha={view.alpha:g}, beta={view.beta:g})")
 
 
 def open_run(run_dir: str | Path) -> Run:
     """Reopen a finished or interrupted run."""
     return Run(run_dir)
-
-
-def agreement(run: Run, annotator: str | None = None, **options) -> pd.DataFrame:
-    """Judge-vs-human agreement on a run's annotations (Pearson, Spearman, Kendall with bootstrap
-    CIs), per annotator and against the mean human; see
-    :func:`vlmxplain.analysis.agreement_table` for ``options``."""
-    from .analysis import agreement_table
-
-    annotations = run.store.annotations()
-    if annotations.empty:
-        raise ValueError(f"annotator: no human annotations in {run.run_dir}; collect some with run.annotate(name)")
-    return agreement_table(run.table, annotations, annotator=annotator, **options)

@@ -1,4 +1,4 @@
-"""The run store: one SQLite file per run directory, and the content-addressed judgment cache.
+"""The run store: one SQLite file per run directory.
 
 Every result is committed the moment it exists (WAL mode, one short transaction each), so a
 run killed at any moment resumes where it stopped and loses nothing. Raw CAMs are stored at
@@ -17,13 +17,19 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from .judges.base import Judgment
+from ..core.records import JudgeSettings, Judgment, RunConfig, RunView
+from .migrate import migrate
 
 RUN_FILE = "run.sqlite"
-SCHEMA_VERSION = 1
+#: 2: typed run record (``run`` / ``view`` config rows, ``judges`` table), ``not_sent`` status.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS judges (
+    judge_id TEXT NOT NULL, prompt_version TEXT NOT NULL, settings TEXT NOT NULL,
+    PRIMARY KEY (judge_id, prompt_version)
+);
 CREATE TABLE IF NOT EXISTS samples (
     idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT, label TEXT NOT NULL DEFAULT '',
     targets TEXT NOT NULL DEFAULT '[]', meta TEXT NOT NULL DEFAULT '{}'
@@ -53,7 +59,7 @@ CREATE TABLE IF NOT EXISTS annotations (
 """
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -67,10 +73,13 @@ class RunStore:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / RUN_FILE
-        self._conn = _connect(self.path)
+        self._conn = connect(self.path)
         self._conn.executescript(_SCHEMA)
-        if self.get_config("schema_version") is None:
+        version = self.get_config("schema_version")
+        if version is None:
             self.set_config(schema_version=SCHEMA_VERSION)
+        elif version < SCHEMA_VERSION:
+            migrate(self._conn, self.path, version)
 
     @classmethod
     def open_existing(cls, run_dir: str | os.PathLike) -> "RunStore":
@@ -104,9 +113,54 @@ class RunStore:
         row = self._conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
+    def init_run(self, config: RunConfig, view: RunView) -> None:
+        """Record what defines the run and its current view, in one transaction: a directory
+        that holds another run (other classifier, CAM method or dataset) is refused, never mixed."""
+        with self._tx() as c:
+            row = c.execute("SELECT value FROM config WHERE key = 'run'").fetchone()
+            if row is not None:
+                conflicts = RunConfig.model_validate(json.loads(row[0])).conflicts(config)
+                if conflicts:
+                    raise ValueError(
+                        f"run_dir: {self.run_dir} holds another run ({'; '.join(conflicts)}); use a new run_dir "
+                        "(CAMs of one run must come from one classifier, method and dataset)")
+            else:
+                c.execute("INSERT INTO config(key, value) VALUES ('run', ?)", (config.model_dump_json(),))
+            self._write_view(c, view)
+
+    def set_view(self, view: RunView) -> None:
+        """Make ``view`` (judge, alpha, beta, threshold) the run's current one."""
+        with self._tx() as c:
+            self._write_view(c, view)
+
+    @staticmethod
+    def _write_view(c: sqlite3.Connection, view: RunView) -> None:
+        c.execute("INSERT INTO config(key, value) VALUES ('view', ?) ON CONFLICT(key) DO UPDATE SET value = "
+                  "excluded.value", (view.model_dump_json(),))
+        c.execute("INSERT OR REPLACE INTO judges(judge_id, prompt_version, settings) VALUES (?, ?, ?)",
+                  (view.judge.judge, view.judge.prompt_version, view.judge.model_dump_json()))
+
+    def record_judge(self, settings: JudgeSettings) -> None:
+        """Remember how a judge was configured (every judge that judged this run has a row)."""
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO judges(judge_id, prompt_version, settings) VALUES (?, ?, ?)",
+                      (settings.judge, settings.prompt_version, settings.model_dump_json()))
+
     @property
-    def config(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM config")}
+    def run_config(self) -> RunConfig | None:
+        """What defines the run (None before the first ``explain`` wrote it)."""
+        raw = self.get_config("run")
+        return None if raw is None else RunConfig.model_validate(raw)
+
+    @property
+    def view(self) -> RunView | None:
+        raw = self.get_config("view")
+        return None if raw is None else RunView.model_validate(raw)
+
+    def judge_settings(self) -> list[JudgeSettings]:
+        """Every judge configuration recorded in this run."""
+        return [JudgeSettings.model_validate_json(r[0])
+                for r in self._conn.execute("SELECT settings FROM judges ORDER BY judge_id, prompt_version")]
 
     # ------------------------------------------------------------------ samples
     def add_samples(self, rows: Iterable[dict]) -> None:
@@ -247,10 +301,8 @@ class RunStore:
     def judged_ids(self, judge_id: str, prompt_version: str, alpha: float, beta: float, *,
                    include_failed: bool = True) -> set[str]:
         sql = "SELECT sample_id FROM judgments WHERE judge_id=? AND prompt_version=? AND alpha=? AND beta=?"
-        if not include_failed:
-            sql += " AND status = 'ok'"
-        else:  # a question that was never sent (run stopped, auth failure) is not finished
-            sql += " AND NOT (status = 'failed' AND error LIKE 'not sent:%')"
+        # a question that was never sent (run stopped, fatal reply) is not finished
+        sql += " AND status = 'ok'" if not include_failed else " AND status != 'not_sent'"
         return {r[0] for r in self._conn.execute(sql, (judge_id, prompt_version, float(alpha), float(beta)))}
 
     def judgments(self, judge_id: str | None = None, prompt_version: str | None = None,
@@ -291,44 +343,3 @@ class RunStore:
         df = pd.read_sql_query(sql + " ORDER BY created", self._conn, params=params)
         df["accept"] = df["accept"].map(lambda v: None if pd.isna(v) else bool(v)).astype(object)
         return df
-
-
-def default_cache_path() -> Path:
-    """``$VLMXPLAIN_CACHE`` or ``~/.cache/vlmxplain/judgments.sqlite``."""
-    env = os.environ.get("VLMXPLAIN_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "vlmxplain" / "judgments.sqlite"
-
-
-class JudgmentCache:
-    """Content-addressed judgments shared across runs: key = sha256(judge id, prompt version,
-    bytes the judge sees). Only successful judgments are cached (failures are retried)."""
-
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = _connect(self.path)
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, judge_id TEXT NOT NULL, "
-            "judgment TEXT NOT NULL, created REAL NOT NULL)"
-        )
-
-    def get(self, key: str) -> Judgment | None:
-        row = self._conn.execute("SELECT judgment FROM cache WHERE key = ?", (key,)).fetchone()
-        return None if row is None else Judgment.model_validate_json(row[0])
-
-    def put(self, key: str, judgment: Judgment) -> None:
-        if not judgment.ok:
-            return
-        self._conn.execute(
-            "INSERT OR REPLACE INTO cache(key, judge_id, judgment, created) VALUES (?, ?, ?, ?)",
-            (key, judgment.judge_id, judgment.model_dump_json(), time.time()),
-        )
-
-    def __len__(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
-
-    def close(self) -> None:
-        self._conn.close()

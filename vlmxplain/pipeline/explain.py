@@ -15,21 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
-from . import __version__
-from .analysis.quadrants import validate_threshold
-from .cams import compute_cams, get_cam_method
-from .classifiers import Classifier, load_classifier
-from .datasets import Dataset, InputSkipped, Sample, from_list
-from .judges.base import Judge, JudgeInput, png_bytes
-from .judges.registry import make_judge
-from .masks import apply_mask, overlay, saliency, sigmoid_mask, validate_mask_params
-from .store import JudgmentCache, RunStore
-
-PREVIEW_SIZE = 512
+from ..cams import compute_cams, get_cam_method
+from ..core.checks import check_int, validate_mask_params, validate_threshold
+from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
+from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
+from ..datasets import Dataset, InputSkipped, Sample, from_list
+from ..judges import Judge, make_judge
+from ..masks.images import png_bytes, preview_of
+from ..masks.judge_input import JudgeInput, make_judge_input
+from ..models.classifiers import Classifier, load_classifier
+from ..store import JudgmentCache, Run, RunStore
+from .versions import library_versions
 
 
 @dataclass
@@ -56,35 +54,6 @@ class ExplainSummary:
             f"judgments {self.judged} new, {self.cached} from cache, {self.failed} failed; "
             f"tokens {self.input_tokens} in / {self.output_tokens} out; {self.seconds:.1f} s"
         )
-
-
-def preview_of(image: Image.Image, size: int = PREVIEW_SIZE) -> Image.Image:
-    """The stored working copy of an image: longest side at most ``size`` (what judges see)."""
-    if max(image.size) <= size:
-        return image.convert("RGB")
-    copy = image.convert("RGB")
-    copy.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return copy
-
-
-def make_judge_input(
-    sample_id: str, image: Image.Image, cam: dict, alpha: float, beta: float, class_names: Sequence[str],
-    *, label: str = "", object_mask: np.ndarray | None = None,
-) -> JudgeInput:
-    """Derive everything a judge sees from an image and its stored raw CAM (cheap)."""
-    v = saliency(cam["map"], image.size)
-    m = sigmoid_mask(v, alpha, beta)
-    if object_mask is not None and object_mask.shape != m.shape:
-        object_mask = np.asarray(
-            Image.fromarray(np.asarray(object_mask, bool).astype(np.uint8) * 255).resize(image.size, Image.NEAREST)
-        ) > 127
-    prediction = int(cam["prediction"])
-    return JudgeInput(
-        sample_id=sample_id, image=image, masked=apply_mask(image, m), overlay=overlay(image, cam["map"]),
-        saliency=v, mask=m, predicted_class=prediction, predicted_name=class_names[prediction],
-        confidence=float(cam["confidence"]),
-        label_name=label, object_mask=object_mask,
-    )
 
 
 @contextlib.contextmanager
@@ -134,28 +103,17 @@ def _as_dataset(data: Any) -> Dataset:
     raise TypeError(f"data: expected a vlmxplain Dataset or a list of images, got {type(data).__name__}")
 
 
-def _check_compatible(store: RunStore, clf: Classifier, cam: str, dataset: Dataset) -> None:
-    fixed = {"classifier_fingerprint": clf.fingerprint, "cam": cam, "dataset": dataset.name}
-    for key, value in fixed.items():
-        old = store.get_config(key)
-        if old is not None and old != value:
-            raise ValueError(
-                f"run_dir: {store.run_dir} holds a run with {key}={old!r}, not {value!r}; "
-                "use a new run_dir (CAMs of one run must come from one classifier and method)"
-            )
-
-
 def explain(
     classifier: Classifier | str,
     data: Dataset | Sequence[Any],
     *,
-    cam: str = "gradcam",
-    alpha: float = 25.0,
-    beta: float = 0.6,
-    judge: str | Judge = "offline:faithfulness",
+    cam: str = DEFAULT_CAM,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
+    judge: str | Judge = DEFAULT_JUDGE,
     run_dir: str | Path | None = None,
-    threshold: float = 2.5,
-    batch_size: int = 16,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     limit: int | None = None,
     judge_options: dict | None = None,
     cam_options: dict | None = None,
@@ -164,22 +122,19 @@ def explain(
     progress: bool = True,
     verbose: bool = True,
 ):
-    """Explain ``classifier`` on ``data`` and return the :class:`~vlmxplain.run.Run`.
+    """Explain ``classifier`` on ``data`` and return the :class:`~vlmxplain.store.Run`.
 
     Resumable: calling it again with the same ``run_dir`` computes only what is missing.
     A new ``alpha``/``beta``/``judge`` on an existing run reuses its CAMs and becomes the
     run's current view. ``cache=False`` disables the cross-run judgment cache.
     """
-    from .run import Run
-
     t0 = time.perf_counter()
     alpha, beta = validate_mask_params(alpha, beta)
     threshold = validate_threshold(threshold)
     method = get_cam_method(cam).name
-    if batch_size < 1:
-        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"limit: must be a positive integer or None, got {limit!r}")
+    check_int("batch_size", batch_size)
+    if limit is not None:
+        check_int("limit", limit)
     clf = load_classifier(classifier) if isinstance(classifier, str) else classifier
     dataset = _as_dataset(data)
     if limit is not None:
@@ -188,12 +143,15 @@ def explain(
     the_judge = make_judge(judge, classifier=clf, **(judge_options or {}))
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     store = RunStore(run_dir)
-    _check_compatible(store, clf, method, dataset)
-    store.set_config(
-        classifier=clf.name, classifier_fingerprint=clf.fingerprint, class_names=list(clf.class_names),
-        target_layer=clf.target_layer_name, cam=method, dataset=dataset.name, n_samples=len(dataset),
-        alpha=alpha, beta=beta, judge=the_judge.id, prompt_version=the_judge.prompt_version,
-        judge_is_vlm=the_judge.is_vlm, threshold=threshold, vlmxplain_version=__version__,
+    store.init_run(
+        RunConfig(
+            classifier=ClassifierInfo(name=clf.name, fingerprint=clf.fingerprint, target_layer=clf.target_layer_name,
+                                      class_names=list(clf.class_names), spec=clf.meta.get("spec")),
+            dataset=DatasetInfo(name=dataset.name, n_samples=len(dataset), classes=dataset.classes,
+                                spec=getattr(dataset, "spec", None)),
+            cam=method, cam_options=dict(cam_options or {}), versions=library_versions(),
+        ),
+        RunView(judge=the_judge.settings(), alpha=alpha, beta=beta, threshold=threshold),
     )
     refs = [dataset.ref(i) for i in range(len(dataset))]
     store.add_samples(
@@ -290,39 +248,3 @@ def _judge_items(
             summary.failed += 1
         bar.update(1)
         bar.set_postfix(done=summary.judged, failed=summary.failed, cached=summary.cached)
-
-
-def rejudge(
-    run,
-    *,
-    judge: str | Judge | None = None,
-    alpha: float | None = None,
-    beta: float | None = None,
-    judge_options: dict | None = None,
-    classifier: Classifier | None = None,
-    cache: JudgmentCache | str | Path | bool = True,
-    progress: bool = True,
-) -> ExplainSummary:
-    """Judge an existing run again at another alpha/beta and/or with another judge, from the
-    stored CAMs and images alone (no dataset, no CAM recomputation). Already judged samples
-    are skipped, so it resumes too. ``offline:faithfulness`` needs ``classifier``.
-    The run's current view (``run.table``) is left as it is; read the new judgments with
-    ``run.table_for(judge=..., alpha=..., beta=...)``.
-    """
-    t0 = time.perf_counter()
-    cfg = run.config
-    a, b = validate_mask_params(cfg["alpha"] if alpha is None else alpha, cfg["beta"] if beta is None else beta)
-    the_judge = make_judge(judge or cfg["judge"], classifier=classifier, **(judge_options or {}))
-    if classifier is not None and classifier.fingerprint != cfg.get("classifier_fingerprint"):
-        raise ValueError("classifier: not the classifier this run was computed with (fingerprints differ)")
-    store = run.store
-    ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b))
-    summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
-    bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
-               unit="img", disable=not progress)
-    with _judging(the_judge, cache) as judgment_cache, bar:
-        for start in range(0, len(ids), 32):
-            items = [run.judge_input(i, a, b) for i in ids[start : start + 32]]
-            _judge_items(the_judge, items, store, judgment_cache, a, b, summary, bar)
-    summary.seconds = time.perf_counter() - t0
-    return summary

@@ -17,12 +17,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .imagenet import imagenet_class_names
+from ..datasets.imagenet import imagenet_class_names
+from ..core.specs import OFFLINE_MODEL_NAMES
 
 Preprocess = Callable[[Image.Image], torch.Tensor]
-
-#: Names accepted for the shipped, ImageNet-pretrained EfficientNet-Lite0.
-OFFLINE_MODELS = ("efficientnet_lite0", "efficientnet-lite0", "tf_efficientnet_lite0")
 
 
 @dataclass
@@ -300,7 +298,7 @@ def load_classifier(
     """
     if isinstance(model, str):
         key = model.strip()
-        if key.lower() in OFFLINE_MODELS:
+        if key.lower() in OFFLINE_MODEL_NAMES:
             module, default_pre, default_names = _efficientnet_lite0()
             label = "efficientnet_lite0"
         else:
@@ -340,6 +338,8 @@ def load_classifier(
     return Classifier(
         model=module, preprocess=pre, class_names=names, target_layer=layer, target_layer_name=layer_name,
         reshape_transform=reshape_transform, name=name or label, input_size=size,
+        # a model built from a name alone can be rebuilt from the run record
+        meta={"spec": label} if isinstance(model, str) and checkpoint is None else {},
     )
 
 

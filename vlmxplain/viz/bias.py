@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bias import BiasParams, BiasResult, bias_splits
+from ..datasets import shapes
+from ..experiments.bias import BiasParams, BiasResult, bias_splits
+from ..models.shapesnet import training_spec
 
 __all__ = ["plot_bias_curve", "plot_flagged_gallery", "plot_split_examples"]
 
@@ -98,12 +100,9 @@ def plot_split_examples(p: BiasParams, per_split: int = 4, title: str | None = N
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from ..datasets import shapes
-    from .bias import shortcut_train_spec
-
     top = max(p.rates)
-    train_spec = shortcut_train_spec(top, p.shortcut_class, classes=p.classes, n_train=p.n_train, seed=p.seed)
-    train = shapes(**train_spec)
+    train = shapes(**training_spec({"classes": list(p.classes), "seed": p.seed}, rate=top,
+                                   shortcut_class=p.shortcut_class, n_train=p.n_train))
     k = len(p.classes)
     shortcut_idx = p.classes.index(p.shortcut_class)
     train_rows = [train[i] for i in range(shortcut_idx, min(len(train), shortcut_idx + k * per_split), k)]

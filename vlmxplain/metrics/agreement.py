@@ -1,8 +1,8 @@
 """Judge-vs-human agreement statistics.
 
 Correlations with bootstrap confidence intervals, Krippendorff's alpha and weighted Cohen's kappa
-between annotators, the human acceptance rate of judge explanations, paired comparison of two
-judge input kinds (masked vs overlay) and a scatter plot. Statistics come from scipy/scikit-learn;
+between annotators, the human acceptance rate of judge explanations and the paired comparison of
+two judge input kinds (masked vs overlay) (the scatter plot is in :mod:`vlmxplain.viz`). Statistics come from scipy/scikit-learn;
 only Krippendorff's alpha, which neither has, is implemented here (coincidence-matrix definition,
 Krippendorff 2011, "Computing Krippendorff's Alpha-Reliability").
 
@@ -26,11 +26,12 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
+from ..core.defaults import SCORE_RANGE
+
 __all__ = ["SCORE_RANGE", "TooFewPairsError", "AcceptanceRate", "InterAnnotatorAgreement", "PairedComparison",
            "correlations", "krippendorff_alpha", "inter_annotator_agreement", "acceptance_rate",
-           "paired_comparison", "agreement_table", "load_annotations_csv", "plot_agreement"]
+           "paired_comparison", "agreement_table", "load_annotations_csv", "paired_scores"]
 
-SCORE_RANGE: tuple[float, float] = (0.0, 5.0)
 MIN_VALID_RESAMPLE_SHARE = 0.5
 ANNOTATION_COLUMNS = ("sample_id", "annotator", "score")
 CiMethod = Literal["BCa", "percentile"]
@@ -50,7 +51,7 @@ class AcceptanceRate(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- input handling
-def _paired(a: Any, b: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray, int]:
+def paired_scores(a: Any, b: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray, int]:
     """Align two score vectors (by index if both are Series, else by position); drop NaN pairs."""
     if isinstance(a, pd.Series) and isinstance(b, pd.Series):
         for s, nm in ((a, names[0]), (b, names[1])):
@@ -146,7 +147,7 @@ def correlations(judge_scores: Any, human_scores: Any, *, n_boot: int = 2000, ci
     """
     _check_ci(n_boot, ci, ci_method)
     names = ("judge_scores", "human_scores")
-    x, y, n_dropped = _paired(judge_scores, human_scores, names)
+    x, y, n_dropped = paired_scores(judge_scores, human_scores, names)
     constant = [f"{nm} is constant (all {v[0]:g}): correlation undefined"
                 for v, nm in ((x, names[0]), (y, names[1])) if np.ptp(v) == 0]
     rows = []
@@ -213,7 +214,7 @@ def krippendorff_alpha(reliability_data: Any, level: AlphaLevel = "interval") ->
 
 
 # ----------------------------------------------------------------------------- annotations
-def _validate_annotations(df: Any, where=lambda i: f"row {i!r}") -> pd.DataFrame:
+def validate_annotations(df: Any, where=lambda i: f"row {i!r}") -> pd.DataFrame:
     """Check columns, score range and uniqueness; return a clean copy (sample_id/annotator as str)."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"annotations must be a pandas DataFrame, got {type(df).__name__}")
@@ -255,7 +256,7 @@ def load_annotations_csv(path: str | os.PathLike) -> pd.DataFrame:
     """
     df = pd.read_csv(path, dtype={"sample_id": str, "annotator": str}, skipinitialspace=True)
     where = lambda i: f"{os.fspath(path)} line {int(i) + 2}"  # noqa: E731 (header is line 1)
-    out = _validate_annotations(df, where)
+    out = validate_annotations(df, where)
     if "accept" in out.columns:
         raw = out["accept"].astype("string").str.strip().str.lower()
         bad = raw.notna() & ~raw.isin(_TRUE | _FALSE)
@@ -295,7 +296,7 @@ def inter_annotator_agreement(annotations: pd.DataFrame, *,
     allowed); Cohen's kappa (quadratic weights, scikit-learn) uses each pair's common samples, with
     the integer score scale as categories so weights follow score distances.
     """
-    ann = _validate_annotations(annotations)
+    ann = validate_annotations(annotations)
     wide = ann.pivot(index="sample_id", columns="annotator", values="score")
     if wide.shape[1] < 2:
         raise ValueError(f"annotations: need at least 2 annotators, got {list(wide.columns)}")
@@ -376,7 +377,7 @@ def paired_comparison(scores_a: Any, scores_b: Any, *, names: tuple[str, str] = 
     passed through) and the correlations between the two score vectors.
     """
     _check_ci(n_boot, ci, ci_method)
-    a, b, n_dropped = _paired(scores_a, scores_b, ("scores_a", "scores_b"))
+    a, b, n_dropped = paired_scores(scores_a, scores_b, ("scores_a", "scores_b"))
     d = a - b
     notes, lo, hi = [], np.nan, np.nan
     if n_boot:
@@ -421,7 +422,7 @@ def agreement_table(run_table: pd.DataFrame, annotations: pd.DataFrame, *, annot
     judge.index = rt.loc[ok, "id"].astype(str).str.strip()
     if judge.index.has_duplicates:
         raise ValueError(f"run_table: duplicated id {judge.index[judge.index.duplicated()][0]!r}")
-    ann = _validate_annotations(annotations)
+    ann = validate_annotations(annotations)
     raters = sorted(ann["annotator"].unique())
     if annotator is not None:
         if str(annotator) not in raters:
@@ -444,33 +445,3 @@ def agreement_table(run_table: pd.DataFrame, annotations: pd.DataFrame, *, annot
     out = out[["rater", "rater_kind", *[c for c in out.columns if c not in ("rater", "rater_kind")]]]
     out.attrs["n_judge_not_ok"] = int((~ok).sum())
     return out
-
-
-# ----------------------------------------------------------------------------- plot
-def plot_agreement(judge: Any, human: Any, ax=None, *, jitter: float = 0.15, seed: int = 0,
-                   title: str | None = None):
-    """Scatter of judge vs human scores (jittered points, linear fit) annotated with r, rho, tau.
-
-    Inputs are aligned like :func:`correlations`. Returns the matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    x, y, _ = _paired(judge, human, ("judge", "human"))
-    corr = correlations(x, y, n_boot=0)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5))
-    rng = np.random.default_rng(seed)
-    jx, jy = (v + rng.uniform(-jitter, jitter, len(v)) for v in (x, y))
-    sns.scatterplot(x=jx, y=jy, ax=ax, alpha=0.6, s=25, edgecolor="none")
-    if np.ptp(x) and np.ptp(y):  # fit on the un-jittered scores
-        sns.regplot(x=x, y=y, ax=ax, scatter=False, ci=None, line_kws=dict(color="C3"))
-    fmt = lambda v: "n/a" if np.isnan(v) else f"{v:.2f}"  # noqa: E731
-    est = corr["estimate"]
-    ax.text(0.03, 0.97, f"r = {fmt(est['pearson'])}\nρ = {fmt(est['spearman'])}\n"
-            f"τ = {fmt(est['kendall'])}\nn = {len(x)}", transform=ax.transAxes, va="top",
-            ha="left", fontsize=9, bbox=dict(boxstyle="round", fc="white", alpha=0.8))
-    lo = min(SCORE_RANGE[0], x.min(), y.min()) - 0.5
-    hi = max(SCORE_RANGE[1], x.max(), y.max()) + 0.5
-    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="judge score", ylabel="human score", title=title or "")
-    return ax.figure

@@ -8,7 +8,6 @@ CAM is never recomputed to change alpha or beta.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import cv2
@@ -16,21 +15,8 @@ import numpy as np
 from PIL import Image
 from scipy.special import expit
 
-DEFAULT_ALPHA = 25.0
-DEFAULT_BETA = 0.6
-
-
-def validate_mask_params(alpha: float, beta: float) -> tuple[float, float]:
-    """Check alpha > 0 and 0 <= beta <= 1, both finite; return them as floats."""
-    try:
-        a, b = float(alpha), float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha/beta: must be numbers, got alpha={alpha!r}, beta={beta!r}") from None
-    if not math.isfinite(a) or a <= 0:
-        raise ValueError(f"alpha: must be a finite number > 0 (paper: 25), got {alpha!r}")
-    if not math.isfinite(b) or not 0.0 <= b <= 1.0:
-        raise ValueError(f"beta: must be a finite number in [0, 1] (paper: 0.4–0.7, best 0.6), got {beta!r}")
-    return a, b
+from ..core.checks import validate_mask_params
+from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BETA
 
 
 def normalize(values: np.ndarray) -> np.ndarray:
@@ -114,26 +100,3 @@ def overlay(image: Image.Image, raw_map: np.ndarray, opacity: float = 0.5, color
 def kept_share(mask: np.ndarray) -> float:
     """The share of the image the mask keeps (mean of M)."""
     return float(np.mean(mask))
-
-
-def thumbnail(image: Image.Image, size: int = 160) -> Image.Image:
-    """A copy whose longest side is at most ``size`` pixels."""
-    if size < 1:
-        raise ValueError(f"size: must be >= 1, got {size}")
-    thumb = image.copy()
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return thumb
-
-
-def side_by_side(*images: Image.Image, gap: int = 4, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Images next to each other at a common height."""
-    if not images:
-        raise ValueError("images: give at least one image")
-    height = max(im.height for im in images)
-    scaled = [im if im.height == height else im.resize((round(im.width * height / im.height), height)) for im in images]
-    canvas = Image.new("RGB", (sum(im.width for im in scaled) + gap * (len(scaled) - 1), height), background)
-    x = 0
-    for im in scaled:
-        canvas.paste(im.convert("RGB"), (x, 0))
-        x += im.width + gap
-    return canvas

@@ -26,7 +26,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import vlmxplain as vx
-from vlmxplain.cams import _make_gradient_leaf, frozen_parameters
+from vlmxplain.cams.extract import _make_gradient_leaf, frozen_parameters
 
 
 def best_rate(fn, n_images: int, repeats: int) -> float:

@@ -30,8 +30,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from loopback_server import LoopbackServer, loopback_subprocess  # noqa: E402
 
-from vlmxplain.judges.base import JudgeInput  # noqa: E402
-from vlmxplain.judges.registry import JudgeSpec  # noqa: E402
+from vlmxplain.masks import JudgeInput  # noqa: E402
+from vlmxplain.core.specs import JudgeSpec  # noqa: E402
 from vlmxplain.judges.vlm import GeminiJudge, OpenAICompatibleJudge, OpenAIJudge  # noqa: E402
 
 TARGET = 0.8
@@ -93,7 +93,7 @@ def rerun_requests(n: int, concurrency: int, latency: float, in_process: bool = 
     import torch
 
     import vlmxplain as vx
-    from vlmxplain.training import ShapesNet, shapes_classifier
+    from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
 
     torch.manual_seed(0)
     clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])

@@ -20,7 +20,7 @@ import json, resource, sys, time, os
 os.environ["TQDM_DISABLE"] = "1"
 import torch
 import vlmxplain as vx
-from vlmxplain.params import shapes_model
+from vlmxplain.models import shapes_model
 n, run_dir, cache = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 clf = shapes_model({"seed": 1000}, progress=False)
 data = vx.datasets.shapes(n, seed=0)

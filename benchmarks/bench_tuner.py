@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import vlmxplain as vx
-    from vlmxplain.views import TUNER_VIEWS
+    from vlmxplain.widgets.logic import TUNER_VIEWS
     from vlmxplain.widgets import MaskTuner
 
     clf = vx.load_classifier("efficientnet_lite0")

@@ -50,7 +50,7 @@ def build_demo_run(run_dir: str | Path, clf=None):
 
 def plant_hostile_judgment(run, sample_id: str = HOSTILE_SAMPLE) -> None:
     """Replace one judgment's texts with HTML/script, keeping its score (the quadrants stay)."""
-    from vlmxplain.judges.base import Judgment
+    from vlmxplain.core.records import Judgment
 
     cfg = run.config
     rows = run.store.judgments(cfg["judge"], cfg["prompt_version"], cfg["alpha"], cfg["beta"])

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 from sklearn.metrics import cohen_kappa_score  # noqa: E402
 
-from vlmxplain.analysis.agreement import (  # noqa: E402
+from vlmxplain.metrics.agreement import (  # noqa: E402
     InterAnnotatorAgreement,
     TooFewPairsError,
     acceptance_rate,

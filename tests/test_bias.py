@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vlmxplain import analysis as vxa
+from vlmxplain import experiments as vxe, metrics as vxm, models as vxmod, viz
 from vlmxplain import params as vxp
-from vlmxplain.analysis import bias
+from vlmxplain.experiments import bias
 from vlmxplain.datasets import shapes
 
 SMALL = dict(rates=[0.0, 0.75, 1.0], n_test=45)  # the notebook's default models: shared through the model cache
@@ -68,10 +68,10 @@ def test_energy_errors_name_the_input(call, name):
 
 # ----------------------------------------------------------------------------- parameters and specs
 def test_validate_bias_params_defaults_and_normalisation():
-    p = vxa.validate_bias_params(rates=[1, 0, 0.5])
+    p = vxe.validate_bias_params(rates=[1, 0, 0.5])
     assert p.rates == (0.0, 0.5, 1.0) and p.judge == "offline:groundtruth" and p.explain_split == "dotted"
-    assert vxa.validate_bias_params(rates=0.5).rates == (0.5,)
-    assert vxa.validate_bias_params(cam="GradCAM").cam == "gradcam"
+    assert vxe.validate_bias_params(rates=0.5).rates == (0.5,)
+    assert vxe.validate_bias_params(cam="GradCAM").cam == "gradcam"
 
 
 @pytest.mark.parametrize("bad, name", [
@@ -86,7 +86,7 @@ def test_validate_bias_params_defaults_and_normalisation():
 ])
 def test_validate_bias_params_names_the_bad_parameter(bad, name):
     with pytest.raises(ValueError, match=name):
-        vxa.validate_bias_params(**bad)
+        vxe.validate_bias_params(**bad)
 
 
 def test_rate_zero_spec_is_the_offline_shapes_classifier_spec():
@@ -113,8 +113,8 @@ def test_parse_shortcut_classifier_rejects_bad_specs(spec):
 
 
 def test_splits_are_paired_and_place_the_dot():
-    p = vxa.validate_bias_params(n_test=12, moved_position="bottom-right")
-    splits = vxa.bias_splits(p)
+    p = vxe.validate_bias_params(n_test=12, moved_position="bottom-right")
+    splits = vxe.bias_splits(p)
     assert set(splits) == {"clean", "dotted", "moved"}
     for i in range(12):
         clean, dotted, moved = (splits[k][i] for k in ("clean", "dotted", "moved"))
@@ -133,7 +133,7 @@ def test_splits_are_paired_and_place_the_dot():
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("bias-runs")
-    return vxa.run_bias_experiment(**SMALL, run_dir=str(run_dir))
+    return vxe.run_bias_experiment(**SMALL, run_dir=str(run_dir))
 
 
 def test_control_and_clean_model_learn_the_shapes(result):
@@ -176,28 +176,28 @@ def test_per_sample_details_and_runs(result):
 
 
 def test_rerun_resumes_without_new_cams(result):
-    again = vxa.run_bias_experiment(result.params)
+    again = vxe.run_bias_experiment(result.params)
     pd.testing.assert_frame_equal(again.table, result.table)
     assert all(run.last_summary.cams_computed == 0 and run.last_summary.already_done == 45
                for run in again.runs.values())
 
 
 def test_shared_cache_with_the_offline_shapes_classifier(result):
-    rate0 = next(m for m in vxa.train_bias_models(result.params) if m.name == "rate-0")
+    rate0 = next(m for m in vxe.train_bias_models(result.params) if m.name == "rate-0")
     assert vxp.resolve_classifier("auto", "shapes").fingerprint == rate0.classifier.fingerprint
     assert vxa.load_experiment_classifier("shortcut:0", "shapes").fingerprint == rate0.classifier.fingerprint
 
 
 def test_figures_are_drawn(result):
-    assert_not_blank(png_array(vxa.plot_bias_curve(result)))
+    assert_not_blank(png_array(viz.plot_bias_curve(result)))
     for view in ("dimmed", "masked", "overlay"):
-        assert_not_blank(png_array(vxa.plot_flagged_gallery(result, per_model=3, view=view)))
-    assert_not_blank(png_array(vxa.plot_split_examples(result.params)))
+        assert_not_blank(png_array(viz.plot_flagged_gallery(result, per_model=3, view=view)))
+    assert_not_blank(png_array(viz.plot_split_examples(result.params)))
     with pytest.raises(ValueError, match="view"):
-        vxa.plot_flagged_gallery(result, view="nope")
+        viz.plot_flagged_gallery(result, view="nope")
 
 
 def test_fewer_than_three_rates_leave_the_correlation_undefined(result, tmp_path):
-    small = vxa.run_bias_experiment(rates=[0.0, 1.0], control=False, n_test=9, run_dir=str(tmp_path))
+    small = vxe.run_bias_experiment(rates=[0.0, 1.0], control=False, n_test=9, run_dir=str(tmp_path))
     assert len(small.table) == 2 and small.control_accuracy is None
     assert np.isnan(small.r) and "3+" in small.correlation.loc["flagged_share", "note"]

@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from vlmxplain.analysis.quadrants import QUADRANTS
+from vlmxplain.core.quadrants import QUADRANTS
 
 from browser_support import (
     HOSTILE_SAMPLE, NOTEBOOK, NotebookServer, build_demo_run, lab_run_notebook, open_browser,

@@ -7,7 +7,7 @@ from PIL import Image
 from torch import nn
 
 import vlmxplain as vx
-from vlmxplain.classifiers import ChannelsLastToFirst, TokensToGrid, _lukemelas_to_timm
+from vlmxplain.models.classifiers import ChannelsLastToFirst, TokensToGrid, _lukemelas_to_timm
 
 
 def test_offline_lite0_loads_strictly_and_classifies(lite0, photos):

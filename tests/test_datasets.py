@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from vlmxplain import datasets as D
-from vlmxplain.imagenet import imagenet_class_names
+from vlmxplain.datasets.imagenet import imagenet_class_names
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_higher_beta_keeps_less():
 @pytest.mark.parametrize(
     "alpha,beta,name",
     [(0, 0.6, "alpha"), (-1, 0.6, "alpha"), (float("nan"), 0.6, "alpha"), (float("inf"), 0.6, "alpha"),
-     (25, -0.1, "beta"), (25, 1.5, "beta"), (25, float("nan"), "beta"), ("x", 0.6, "alpha/beta")],
+     (25, -0.1, "beta"), (25, 1.5, "beta"), (25, float("nan"), "beta"), ("x", 0.6, "alpha"), (25, "x", "beta"), (True, 0.6, "alpha")],
 )
 def test_bad_parameters_name_the_parameter(alpha, beta, name):
     with pytest.raises(ValueError, match=f"^{name}"):

@@ -1,32 +1,62 @@
-"""Notebook/CLI parameter validation: every bad value names its parameter."""
+"""Notebook/CLI parameter models: every bad value names its parameter; defaults are valid."""
 from __future__ import annotations
 
 import pytest
 
+from vlmxplain import models as vxmod
 from vlmxplain import params as vxp
+from vlmxplain.core.specs import ClassifierSpec, DataSpec, JudgeSpec
 
 
 def test_defaults_are_valid_and_normalised():
-    p = vxp.validate_params()
-    assert p.data == "gallery" and p.cam == "gradcam" and p.alpha == 25.0 and p.beta == 0.6
-    assert vxp.validate_params(cam="GradCAM++").cam == "gradcam++"
+    p = vxp.PipelineParams.check()
+    assert p.data == DataSpec("gallery") and p.cam == "gradcam" and p.alpha == 25.0 and p.beta == 0.6
+    assert p.as_dict()["judge"] == "offline:faithfulness" and p.as_dict()["data"] == "gallery"
+    assert vxp.PipelineParams.check(cam="GradCAM++").cam == "gradcam++"
+    for name, model in vxp.NOTEBOOK_PARAMS.items():
+        assert model.check().as_dict() == model.defaults(), name  # defaults validate to themselves
 
 
 @pytest.mark.parametrize(
     "kwargs,name",
     [
-        ({"alpha": 0}, "alpha"), ({"beta": 1.2}, "beta"), ({"beta": "x"}, "alpha/beta"),
+        ({"alpha": 0}, "alpha"), ({"beta": 1.2}, "beta"), ({"beta": "x"}, "beta"), ({"alpha": True}, "alpha"),
         ({"cam": "gradkam"}, "cam"), ({"judge": "gpt4"}, "judge"), ({"judge": "offline"}, "judge"),
+        ({"judge": "offline:nonsense"}, "judge"),
         ({"judge": "openai-compatible:qwen"}, "judge"), ({"threshold": 6}, "threshold"),
         ({"judge": "openai-compatible:qwen@http://user:secret@host:8000/v1"}, "judge"),
-        ({"limit": 0}, "limit"), ({"limit": 2.5}, "limit"), ({"input_kind": "raw"}, "input_kind"),
+        ({"judge": "openai-compatible:qwen@http://host:8000/v1?key=secret"}, "judge"),
+        ({"limit": 0}, "limit"), ({"limit": 2.5}, "limit"), ({"limit": True}, "limit"),
+        ({"input_kind": "raw"}, "input_kind"),
         ({"data": "/no/such/folder"}, "data"), ({"data": "shapes:n=10,colour=red"}, "data"),
         ({"data": "shapes:n10"}, "data"), ({"run_dir": ""}, "run_dir"), ({"classifier": ""}, "classifier"),
+        ({"classifier": "shortcut:1.5"}, "classifier"), ({"classifier": "/no/model.pt"}, "classifier"),
+        ({"betta": 0.5}, "betta"),
     ],
 )
 def test_bad_values_fail_naming_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name}"):
-        vxp.validate_params(**kwargs)
+        vxp.PipelineParams.check(**kwargs)
+
+
+def test_unknown_parameter_suggests_the_closest_name():
+    with pytest.raises(ValueError, match=r"^betta: unknown parameter \(did you mean 'beta'\?\)"):
+        vxp.PipelineParams.check(betta=0.5)
+
+
+def test_credentials_never_echoed_in_errors():
+    with pytest.raises(ValueError) as err:
+        vxp.PipelineParams.check(judge="openai-compatible:qwen@http://host:8000/v1?key=sk-SECRET123")
+    assert "SECRET" not in str(err.value)
+
+
+def test_every_notebook_takes_shortcut_classifiers_the_same_way():
+    for name, model in vxp.NOTEBOOK_PARAMS.items():
+        if "classifier" not in model.model_fields:
+            continue
+        assert model.check(classifier="shortcut:0.75").classifier == ClassifierSpec("shortcut", rate=0.75), name
+        with pytest.raises(ValueError, match="^classifier"):
+            model.check(classifier="shortcut:2")
 
 
 def test_data_sources_load(tmp_path):
@@ -38,13 +68,31 @@ def test_data_sources_load(tmp_path):
         vxp.load_data(str(tmp_path))
     (tmp_path / "list.txt").write_text("x")
     with pytest.raises(ValueError, match="^data: .* not a .csv"):
-        vxp.validate_params(data=str(tmp_path / "list.txt"))
+        vxp.PipelineParams.check(data=str(tmp_path / "list.txt"))
+
+
+def test_a_folder_named_like_a_builtin_set_is_a_folder(tmp_path, monkeypatch, photos):
+    folder = tmp_path / "shapes_photos" / "cat"
+    folder.mkdir(parents=True)
+    photos["chelsea"].save(folder / "chelsea.jpg")
+    monkeypatch.chdir(tmp_path)
+    p = vxp.PipelineParams.check(data="shapes_photos")
+    assert p.data.kind == "folder"
+    ds = vxp.load_data(p.data)
+    assert len(ds) == 1 and ds.classes == ["cat"]
+    # and classifier="auto" for it is the photo model, not a ShapesNet
+    assert DataSpec.parse("shapes_photos").kind == "folder"
 
 
 def test_shapes_model_is_trained_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("VLMXPLAIN_MODELS", str(tmp_path))
-    first = vxp.shapes_model({"n": 120, "seed": 7}, epochs=1, progress=False)
+    first = vxmod.shapes_model({"n": 120, "seed": 7}, epochs=1, progress=False)
     files = list(tmp_path.glob("shapesnet-*.pt"))
     assert len(files) == 1
-    again = vxp.shapes_model({"n": 120, "seed": 7}, epochs=1, progress=False)
+    again = vxmod.shapes_model({"n": 120, "seed": 7}, epochs=1, progress=False)
     assert again.fingerprint == first.fingerprint
+
+
+def test_judge_spec_types_are_shared():
+    p = vxp.PipelineParams.check(judge="openai-compatible:qwen2.5-vl@http://127.0.0.1:11434/v1")
+    assert p.judge == JudgeSpec("openai-compatible", "qwen2.5-vl", "http://127.0.0.1:11434/v1")

@@ -18,8 +18,8 @@ from scipy.ndimage import binary_dilation
 
 import vlmxplain as vx
 from vlmxplain.judges.offline import FaithfulnessJudge, GroundTruthJudge
-from vlmxplain.pipeline import make_judge_input
-from vlmxplain.training import ShapesNet, shapes_classifier
+from vlmxplain.masks import make_judge_input
+from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def isolated_cache(tmp_path, monkeypatch):
 def shapes_clf():
     """A trained ShapesNet (≈10 s): the offline judges need a model that sees shapes."""
     torch.manual_seed(0)
-    from vlmxplain.training import train_shapes_classifier
+    from vlmxplain.models.shapesnet import train_shapes_classifier
 
     return train_shapes_classifier(vx.datasets.shapes(1800, seed=101), epochs=4, progress=False)
 
@@ -109,7 +109,7 @@ RESUME_SCRIPT = textwrap.dedent(
     import torch
     import vlmxplain as vx
     from vlmxplain.judges.offline import GroundTruthJudge
-    from vlmxplain.training import ShapesNet, shapes_classifier
+    from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
 
     class SlowJudge(GroundTruthJudge):
         def judge_many(self, items):

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlmxplain.analysis.quadrants import QUADRANTS, assign_quadrants, quadrant_summary
-from vlmxplain.plots import plot_quadrant_matrix, plot_score_histogram
+from vlmxplain.core.quadrants import QUADRANTS, assign_quadrants, quadrant_summary
+from vlmxplain.viz.figures import plot_quadrant_matrix, plot_score_histogram
 
 
 def table(rows):

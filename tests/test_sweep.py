@@ -11,8 +11,8 @@ from PIL import Image
 from scipy import stats
 
 import vlmxplain as vx
-from vlmxplain import analysis as vxa
-from vlmxplain.judges.base import Judgment
+from vlmxplain import experiments as vxe, metrics as vxm, models as vxmod, viz
+from vlmxplain.core.records import Judgment
 from vlmxplain.masks import saliency
 
 ALPHAS, BETAS = (15.0, 30.0), (0.3, 0.5, 0.7)
@@ -25,7 +25,7 @@ def _caches(shared_caches):
 
 @pytest.fixture(scope="module")
 def clf():
-    return vxa.shortcut_model(0.75)  # the notebooks' model: attention on the object or on the dot
+    return vxmod.shortcut_model(0.75)  # the notebooks' model: attention on the object or on the dot
 
 
 def explain_dotted(clf, run_dir):
@@ -46,7 +46,7 @@ def own_run(clf, tmp_path):
 
 @pytest.fixture(scope="module")
 def swept(run):
-    return vxa.alpha_beta_sweep(run, ALPHAS, BETAS, reference="groundtruth")
+    return vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference="groundtruth")
 
 
 def not_blank(fig) -> bool:
@@ -61,11 +61,11 @@ def not_blank(fig) -> bool:
 
 # ----------------------------------------------------------------------------- parameters
 def test_validate_sweep_params_sorts_and_checks(tmp_path):
-    p = vxa.validate_sweep_params(alphas=[30, 15], betas=0.6)
+    p = vxe.validate_sweep_params(alphas=[30, 15], betas=0.6)
     assert p.alphas == (15.0, 30.0) and p.betas == (0.6,) and p.reference == "groundtruth"
     csv = tmp_path / "a.csv"
     csv.write_text("sample_id,annotator,score\n")
-    assert vxa.validate_sweep_params(reference=str(csv)).reference == str(csv)
+    assert vxe.validate_sweep_params(reference=str(csv)).reference == str(csv)
 
 
 @pytest.mark.parametrize("bad, name", [
@@ -75,12 +75,12 @@ def test_validate_sweep_params_sorts_and_checks(tmp_path):
 ])
 def test_validate_sweep_params_names_the_bad_parameter(bad, name):
     with pytest.raises(ValueError, match=name):
-        vxa.validate_sweep_params(**bad)
+        vxe.validate_sweep_params(**bad)
 
 
 # ----------------------------------------------------------------------------- references
 def test_groundtruth_reference_is_cam_energy_on_the_object(run):
-    ref = vxa.groundtruth_reference(run)
+    ref = vxm.groundtruth_reference(run)
     assert len(ref) == 30 and ref.between(0, 5).all() and ref.std() > 0.5  # on-object and on-dot attention
     sid = ref.index[7]
     obj = run.object_mask(sid)
@@ -91,41 +91,41 @@ def test_groundtruth_reference_is_cam_energy_on_the_object(run):
 def test_groundtruth_reference_needs_object_masks(lite0, tmp_path):
     photos = vx.explain(lite0, vx.datasets.gallery().limit(2), run_dir=tmp_path / "g", progress=False, verbose=False)
     with pytest.raises(ValueError, match="object mask"):
-        vxa.groundtruth_reference(photos)
+        vxm.groundtruth_reference(photos)
 
 
 def test_simulated_annotators_are_labelled_and_follow_the_reference():
     ref = pd.Series([0.2, 1.4, 2.6, 3.5, 4.9] * 4, index=[f"s{i}" for i in range(20)])
-    exact = vxa.simulate_annotators(ref, n_annotators=2, noise=0.0)
+    exact = vxe.simulate_annotators(ref, n_annotators=2, noise=0.0)
     assert set(exact["annotator"]) == {"simulated-1", "simulated-2"} and exact["simulated"].all()
     assert (exact.groupby("annotator")["score"].apply(list) == [list(np.rint(ref))] * 2).all()
-    noisy = vxa.simulate_annotators(ref, n_annotators=3, noise=1.0, seed=3, judge_scores=ref + 0.3)
-    assert noisy.equals(vxa.simulate_annotators(ref, n_annotators=3, noise=1.0, seed=3, judge_scores=ref + 0.3))
+    noisy = vxe.simulate_annotators(ref, n_annotators=3, noise=1.0, seed=3, judge_scores=ref + 0.3)
+    assert noisy.equals(vxe.simulate_annotators(ref, n_annotators=3, noise=1.0, seed=3, judge_scores=ref + 0.3))
     assert noisy["score"].isin([0, 1, 2, 3, 4, 5]).all() and len(noisy) == 60
     assert (noisy["accept"] == ((ref.reindex(noisy["sample_id"]).to_numpy() + 0.3 - noisy["score"]).abs() <= 1)).all()
     assert stats.spearmanr(noisy.groupby("sample_id")["score"].mean().reindex(ref.index), ref).statistic > 0.6
-    assert "SIMULATED" in vxa.describe_source(noisy) and "human" in vxa.describe_source(noisy.assign(simulated=False))
+    assert "SIMULATED" in vxe.describe_source(noisy) and "human" in vxe.describe_source(noisy.assign(simulated=False))
     for bad, name in ((dict(n_annotators=0), "n_annotators"), (dict(noise=-1), "noise")):
         with pytest.raises(ValueError, match=name):
-            vxa.simulate_annotators(ref, **bad)
+            vxe.simulate_annotators(ref, **bad)
 
 
 def test_load_annotations_from_the_run_store_and_csv(own_run, tmp_path):
     run = own_run
     with pytest.raises(ValueError, match="no scored annotation"):
-        vxa.load_annotations("run", run)
+        vxe.load_annotations("run", run)
     ids = sorted(run.store.cam_ids())[:4]
     for k, sid in enumerate(ids):
         run.store.put_annotation(sid, "alice", float(k), accept=k % 2 == 0)
     run.store.put_annotation(ids[0], "bob", None, accept=True)  # accept only: no score
-    ann = vxa.load_annotations("run", run)
+    ann = vxe.load_annotations("run", run)
     assert list(ann["annotator"]) == ["alice"] * 4 and not ann["simulated"].any()
     assert ann.set_index("sample_id")["score"].to_dict() == {sid: float(k) for k, sid in enumerate(ids)}
     csv = tmp_path / "ann.csv"
     ann[["sample_id", "annotator", "score"]].to_csv(csv, index=False)
-    assert vxa.load_annotations(str(csv))["score"].tolist() == ann["score"].tolist()
+    assert vxe.load_annotations(str(csv))["score"].tolist() == ann["score"].tolist()
     with pytest.raises(ValueError, match="annotations"):
-        vxa.load_annotations(str(tmp_path / "missing.csv"))
+        vxe.load_annotations(str(tmp_path / "missing.csv"))
 
 
 @pytest.mark.parametrize("bad, name", [
@@ -134,18 +134,18 @@ def test_load_annotations_from_the_run_store_and_csv(own_run, tmp_path):
 ])
 def test_validate_agreement_params_names_the_bad_parameter(bad, name):
     with pytest.raises(ValueError, match=name):
-        vxa.validate_agreement_params(**bad)
+        vxe.validate_agreement_params(**bad)
 
 
 def test_view_scores_pairs_masked_and_overlay_judgments(own_run):
     run = own_run
-    assert vxa.view_scores(run) is None  # offline judges see the masked image only
+    assert vxm.view_scores(run) is None  # offline judges see the masked image only
     ids = sorted(run.store.cam_ids())[:5]
     for k, sid in enumerate(ids):
         for view, score in (("masked", k), ("overlay", 5 - k)):
             j = Judgment(judge_id="openai:test-model", prompt_version=f"t1|input={view}|size=512", score=score)
             run.store.put_judgment(sid, j, alpha=25.0, beta=0.6, cache_key=f"{sid}-{view}", cached=False)
-    views = vxa.view_scores(run, judge="openai:test-model")
+    views = vxm.view_scores(run, judge="openai:test-model")
     assert list(views.columns) == ["masked", "overlay"] and list(views.index) == ids
     assert views["masked"].tolist() == [0, 1, 2, 3, 4] and views["overlay"].tolist() == [5, 4, 3, 2, 1]
 
@@ -156,7 +156,7 @@ def test_sweep_table_matches_an_independent_computation(run, swept):
     assert len(t) == len(ALPHAS) * len(BETAS) and set(zip(t["alpha"], t["beta"])) == {
         (a, b) for a in ALPHAS for b in BETAS}
     assert (t["n"] == 30).all() and (t["n_judged"] == 30).all()
-    ref = vxa.groundtruth_reference(run)
+    ref = vxm.groundtruth_reference(run)
     for row in t.itertuples():
         scores = run.table_for(judge="offline:groundtruth", alpha=row.alpha, beta=row.beta).set_index("id")["score"]
         scores = scores.reindex(ref.index)
@@ -171,7 +171,7 @@ def test_sweep_table_matches_an_independent_computation(run, swept):
 def test_sweep_never_recomputes_cams_and_resumes(run, swept):
     before = run.store.cams()
     n_judgments = len(run.judgments())
-    again = vxa.alpha_beta_sweep(run, ALPHAS, BETAS)
+    again = vxe.alpha_beta_sweep(run, ALPHAS, BETAS)
     pd.testing.assert_frame_equal(again.table, swept.table)
     pd.testing.assert_frame_equal(run.store.cams(), before)
     assert len(run.judgments()) == n_judgments  # every cell was already judged
@@ -184,36 +184,36 @@ def test_human_reference_picks_the_cell_they_agree_with(own_run, tmp_path):
     target = run.table_for(judge="offline:groundtruth", alpha=30.0, beta=0.5)
     for row in target.itertuples():
         run.store.put_annotation(row.id, "carol", round(row.score, 6))
-    res = vxa.alpha_beta_sweep(run, ALPHAS, BETAS, reference="run", metric="mae")
+    res = vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference="run", metric="mae")
     assert (res.best["alpha"], res.best["beta"]) == (30.0, 0.5) and res.best["mae"] < 1e-5
     assert "human" in res.reference_label
     csv = tmp_path / "carol.csv"
-    vxa.load_annotations("run", run)[["sample_id", "annotator", "score"]].to_csv(csv, index=False)
-    res_csv = vxa.alpha_beta_sweep(run, ALPHAS, BETAS, reference=str(csv), metric="spearman")
+    vxe.load_annotations("run", run)[["sample_id", "annotator", "score"]].to_csv(csv, index=False)
+    res_csv = vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference=str(csv), metric="spearman")
     assert (res_csv.best["alpha"], res_csv.best["beta"]) == (30.0, 0.5)
     assert res_csv.best["spearman"] == pytest.approx(1.0)
 
 
 def test_sweep_with_the_faithfulness_judge(run, clf):
-    res = vxa.alpha_beta_sweep(run, [25.0], [0.4, 0.6], judge="offline:faithfulness", classifier=clf,
+    res = vxe.alpha_beta_sweep(run, [25.0], [0.4, 0.6], judge="offline:faithfulness", classifier=clf,
                                metric="pearson")
     assert len(res.table) == 2 and (res.table["n_judged"] == 30).all() and res.judge == "offline:faithfulness"
     with pytest.raises(ValueError, match="classifier"):
-        vxa.alpha_beta_sweep(run, [25.0], [0.5], judge="offline:faithfulness")
+        vxe.alpha_beta_sweep(run, [25.0], [0.5], judge="offline:faithfulness")
     with pytest.raises(ValueError, match="judge"):
-        vxa.alpha_beta_sweep(run, [25.0], [0.5], judge="bogus")
+        vxe.alpha_beta_sweep(run, [25.0], [0.5], judge="bogus")
 
 
 def test_best_cell_and_undefined_metrics():
     table = pd.DataFrame({"alpha": [15.0, 15.0, 30.0], "beta": [0.3, 0.6, 0.3], "spearman": [0.2, 0.9, np.nan],
                           "mae": [0.5, 1.0, 0.1]})
-    assert vxa.SweepResult(table, "spearman", "j", "r").best["beta"] == 0.6
-    assert vxa.SweepResult(table, "mae", "j", "r").best["alpha"] == 30.0
+    assert vxe.SweepResult(table, "spearman", "j", "r").best["beta"] == 0.6
+    assert vxe.SweepResult(table, "mae", "j", "r").best["alpha"] == 30.0
     with pytest.raises(ValueError, match="undefined"):
-        vxa.SweepResult(table.assign(spearman=np.nan), "spearman", "j", "r").best
+        vxe.SweepResult(table.assign(spearman=np.nan), "spearman", "j", "r").best
 
 
 def test_sweep_figures(run, swept):
-    assert not_blank(vxa.plot_sweep_heatmap(swept))
-    assert not_blank(vxa.plot_sweep_heatmap(swept, metric="mae"))
-    assert not_blank(vxa.plot_mask_grid(run, sorted(run.store.cam_ids())[0], ALPHAS, BETAS))
+    assert not_blank(viz.plot_sweep_heatmap(swept))
+    assert not_blank(viz.plot_sweep_heatmap(swept, metric="mae"))
+    assert not_blank(viz.plot_mask_grid(run, sorted(run.store.cam_ids())[0], ALPHAS, BETAS))

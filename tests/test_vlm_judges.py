@@ -13,8 +13,10 @@ import pytest
 from loopback_server import FAULTS, LoopbackServer, loopback_server, loopback_subprocess  # noqa: F401
 from PIL import Image
 
-from vlmxplain.judges.base import JudgeInput, Judgment, png_bytes
-from vlmxplain.judges.registry import JudgeSpec, make_judge
+from vlmxplain.core.records import Judgment
+from vlmxplain.masks import JudgeInput, png_bytes
+from vlmxplain.core.specs import JudgeSpec
+from vlmxplain.judges import make_judge
 from vlmxplain.judges.vlm import (GeminiJudge, MissingKeyError, ModelPrice, OpenAICompatibleJudge, OpenAIJudge,
                                   PromptTemplate, actual_cost, estimate_cost, parse_judge_text)
 from vlmxplain.judges.vlm.limits import RateLimiter, RetryPolicy, parse_retry_after

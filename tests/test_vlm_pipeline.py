@@ -23,7 +23,7 @@ from loopback_server import LoopbackServer, RecordedRequest
 
 import vlmxplain as vx
 from vlmxplain.judges.vlm.cost import lookup_price
-from vlmxplain.judges.vlm.views import judge_view_png
+from vlmxplain.masks import judge_view_png
 
 SECRET = "sk-test-SECRET-1234567890"  # sent as OPENAI_API_KEY
 GSECRET = "AIza-test-SECRET-0987654321"  # sent as GEMINI_API_KEY
@@ -154,7 +154,7 @@ KILL_SCRIPT = textwrap.dedent(
     import sys
     import torch
     import vlmxplain as vx
-    from vlmxplain.training import ShapesNet, shapes_classifier
+    from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
 
     torch.manual_seed(0)
     clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])

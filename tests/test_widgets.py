@@ -16,8 +16,9 @@ from PIL import Image
 
 import vlmxplain as vx
 from browser_support import HOSTILE_DESCRIPTION, HOSTILE_RAW, HOSTILE_SAMPLE, build_demo_run, plant_hostile_judgment
-from vlmxplain import views
-from vlmxplain.analysis.quadrants import QUADRANTS, quadrant_summary
+from vlmxplain.viz import html as views
+from vlmxplain.widgets import logic
+from vlmxplain.core.quadrants import QUADRANTS, quadrant_summary
 from vlmxplain.store import RunStore
 from vlmxplain.widgets import Annotator, JudgeViewer, MaskTuner, QuadrantBrowser
 from vlmxplain.widgets.common import encode_image
@@ -198,7 +199,7 @@ def test_tuner_beta_rederives_the_mask_without_recomputing_the_cam(tuner):
 
 def test_tuner_frame_is_the_pipeline_masked_image(tuner, gallery):
     from vlmxplain.masks import masked_image
-    from vlmxplain.pipeline import preview_of
+    from vlmxplain.masks import preview_of
 
     tuner.index, tuner.method, tuner.target, tuner.view, tuner.alpha, tuner.beta = 0, "gradcam", None, "masked", 25, 0.6
     image = preview_of(gallery[0].image)

@@ -38,6 +38,25 @@ JUDGE_PROVIDERS = ("offline", "openai", "gemini", "openai-compatible")
 URL_PROVIDERS = ("openai-compatible",)
 
 
+def _split_options(text: str) -> list[str]:
+    """Split ``k=v,k=[1, 2],k="a,b"`` at the commas outside brackets and quotes."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
 def _option_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -73,7 +92,7 @@ class DataSpec:
             return cls("gallery")
         if text == "shapes" or text.startswith("shapes:"):
             options: dict[str, Any] = {}
-            for part in filter(None, (p.strip() for p in text.partition(":")[2].split(","))):
+            for part in _split_options(text.partition(":")[2]):
                 if "=" not in part:
                     raise ValueError(f"data: {text!r}: option {part!r} is not key=value")
                 key, value = (s.strip() for s in part.split("=", 1))
@@ -86,6 +105,11 @@ class DataSpec:
     @property
     def shapes_options(self) -> dict[str, Any]:
         return dict(self.options)
+
+    @property
+    def label(self) -> str:
+        """A short name for figures and tags: the folder's or file's name, else the spec."""
+        return Path(self.path).name if self.path is not None else str(self)
 
     def check_exists(self) -> "DataSpec":
         """For a folder or CSV: the path exists and is of the right kind (clear error otherwise)."""

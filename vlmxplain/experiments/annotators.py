@@ -111,10 +111,12 @@ class AgreementParams(ParamsModel):
     """Settings of the agreement study: ``annotations`` is "simulated" (offline stand-in), "run"
     (the Annotator's answers in the run store) or a CSV path."""
 
-    annotations: Annotated[str, BeforeValidator(_annotations)] = "simulated"
-    n_annotators: Annotated[int, Field(ge=2, strict=True)] = 3
-    annotator_noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.75
-    n_boot: NonNegativeInt = 1000
+    annotations: Annotated[str, BeforeValidator(_annotations)] = Field(
+        "simulated", description="simulated, run, or a CSV path")
+    n_annotators: Annotated[int, Field(ge=2, strict=True)] = Field(3, description="simulated annotators only")
+    annotator_noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        0.75, description="simulated annotators only, in score points")
+    n_boot: NonNegativeInt = Field(1000, description="bootstrap resamples for the confidence intervals")
     seed: NonNegativeInt = 0
 
 

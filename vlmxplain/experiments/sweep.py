@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Sequence, get_args
 
 import numpy as np
 import pandas as pd
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from ..core.checks import check_alpha, check_beta, validate_threshold
 from ..core.defaults import PAPER_ALPHAS, PAPER_BETAS
@@ -77,8 +77,8 @@ class SweepParams(ParamsModel):
 
     alphas: AlphaGrid = PAPER_ALPHAS
     betas: BetaGrid = PAPER_BETAS
-    reference: Reference = "groundtruth"
-    metric: Metric = "spearman"
+    reference: Reference = Field("groundtruth", description="groundtruth, run, or a CSV path of annotations")
+    metric: Metric = Field("spearman", description="spearman, pearson, kendall or mae")
 
 
 def validate_sweep_params(**params: Any) -> SweepParams:

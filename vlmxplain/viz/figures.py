@@ -1,6 +1,7 @@
 """Figures: the quadrant matrix, score histograms, galleries of masked images per quadrant."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -100,4 +101,20 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
+    return path
+
+
+def slug(*parts: object) -> str:
+    """A file-name-safe tag from parameter values: ``slug("shapes:n=60", "gradcam")`` →
+    ``"shapes-n-60-gradcam"``."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", "-".join(str(p) for p in parts)).strip("-")
+
+
+def show_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Save a figure (:func:`save_figure`) and display the saved PNG in a notebook (the figure is
+    closed, so it is shown once, as written)."""
+    from IPython.display import Image, display
+
+    path = save_figure(fig, path, dpi=dpi)
+    display(Image(filename=str(path)))
     return path

@@ -52,8 +52,8 @@ def plant_hostile_judgment(run, sample_id: str = HOSTILE_SAMPLE) -> None:
     """Replace one judgment's texts with HTML/script, keeping its score (the quadrants stay)."""
     from vlmxplain.core.records import Judgment
 
-    cfg = run.config
-    rows = run.store.judgments(cfg["judge"], cfg["prompt_version"], cfg["alpha"], cfg["beta"])
+    view = run.view
+    rows = run.store.judgments(view.judge.judge, view.judge.prompt_version, view.alpha, view.beta)
     row = rows[rows["id"] == sample_id].iloc[-1]
     judgment = Judgment(
         judge_id=row["judge"], prompt_version=row["prompt_version"], status="ok", score=float(row["score"]),

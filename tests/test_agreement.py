@@ -1,4 +1,4 @@
-"""Tests for vlmxplain.analysis.agreement: values checked against scipy, sklearn and published numbers."""
+"""Tests for vlmxplain.metrics.agreement: values checked against scipy, sklearn and published numbers."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from vlmxplain.metrics.agreement import (  # noqa: E402
     krippendorff_alpha,
     load_annotations_csv,
     paired_comparison,
-    plot_agreement,
 )
+from vlmxplain.viz import plot_agreement  # noqa: E402
 
 NB = 300  # bootstrap resamples in tests: enough for the properties checked, keeps the file fast
 

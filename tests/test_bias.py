@@ -11,7 +11,9 @@ from PIL import Image
 
 from vlmxplain import experiments as vxe, metrics as vxm, models as vxmod, viz
 from vlmxplain import params as vxp
-from vlmxplain.experiments import bias
+from vlmxplain.experiments import bias  # noqa: F401
+from vlmxplain.masks import regions
+from vlmxplain.models import training_spec
 from vlmxplain.datasets import shapes
 
 SMALL = dict(rates=[0.0, 0.75, 1.0], n_test=45)  # the notebook's default models: shared through the model cache
@@ -39,27 +41,27 @@ def assert_not_blank(img: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- energy measures
 def test_energy_on_mask_and_in_box_on_constructed_maps():
     v = np.ones((64, 64))
-    assert bias.energy_in_box(v, (0, 0, 8, 8)) == pytest.approx(64 / 4096)
-    assert bias.energy_in_box(v, (0, 0, 8, 8), margin=2) == pytest.approx(100 / 4096)  # clipped at the border
+    assert regions.energy_in_box(v, (0, 0, 8, 8)) == pytest.approx(64 / 4096)
+    assert regions.energy_in_box(v, (0, 0, 8, 8), margin=2) == pytest.approx(100 / 4096)  # clipped at the border
     peak = np.zeros((64, 64))
     peak[10:15, 20:25] = 1.0
-    assert bias.energy_in_box(peak, (20, 10, 25, 15)) == pytest.approx(1.0)
-    assert bias.energy_in_box(peak, (0, 0, 20, 10)) == 0.0
+    assert regions.energy_in_box(peak, (20, 10, 25, 15)) == pytest.approx(1.0)
+    assert regions.energy_in_box(peak, (0, 0, 20, 10)) == 0.0
     half = np.zeros((64, 64))
     half[:, :32] = 3.0
     half[:, 32:] = 1.0
     mask = np.zeros((64, 64), bool)
     mask[:, :32] = True
-    assert bias.energy_on_mask(half, mask) == pytest.approx(0.75)
-    assert bias.energy_on_mask(np.zeros((4, 4)), np.ones((4, 4), bool)) == 0.0
+    assert regions.energy_on_mask(half, mask) == pytest.approx(0.75)
+    assert regions.energy_on_mask(np.zeros((4, 4)), np.ones((4, 4), bool)) == 0.0
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda: bias.energy_on_mask(np.ones((4, 4)), np.ones((5, 4))), "mask"),
-    (lambda: bias.energy_on_mask(-np.ones((4, 4)), np.ones((4, 4))), "saliency"),
-    (lambda: bias.energy_in_box(np.ones((4, 4)), (3, 3, 1, 1)), "box"),
-    (lambda: bias.energy_in_box(np.ones((4, 4)), (0, 0, 1)), "box"),
-    (lambda: bias.energy_in_box(np.ones(4), (0, 0, 1, 1)), "saliency"),
+    (lambda: regions.energy_on_mask(np.ones((4, 4)), np.ones((5, 4))), "mask"),
+    (lambda: regions.energy_on_mask(-np.ones((4, 4)), np.ones((4, 4))), "saliency"),
+    (lambda: regions.energy_in_box(np.ones((4, 4)), (3, 3, 1, 1)), "box"),
+    (lambda: regions.energy_in_box(np.ones((4, 4)), (0, 0, 1)), "box"),
+    (lambda: regions.energy_in_box(np.ones(4), (0, 0, 1, 1)), "saliency"),
 ])
 def test_energy_errors_name_the_input(call, name):
     with pytest.raises(ValueError, match=name):
@@ -69,7 +71,7 @@ def test_energy_errors_name_the_input(call, name):
 # ----------------------------------------------------------------------------- parameters and specs
 def test_validate_bias_params_defaults_and_normalisation():
     p = vxe.validate_bias_params(rates=[1, 0, 0.5])
-    assert p.rates == (0.0, 0.5, 1.0) and p.judge == "offline:groundtruth" and p.explain_split == "dotted"
+    assert p.rates == (0.0, 0.5, 1.0) and str(p.judge) == "offline:groundtruth" and p.explain_split == "dotted"
     assert vxe.validate_bias_params(rates=0.5).rates == (0.5,)
     assert vxe.validate_bias_params(cam="GradCAM").cam == "gradcam"
 
@@ -90,26 +92,13 @@ def test_validate_bias_params_names_the_bad_parameter(bad, name):
 
 
 def test_rate_zero_spec_is_the_offline_shapes_classifier_spec():
-    # same spec -> same cache file as vlmxplain.params.resolve_classifier("auto", "shapes")
-    assert bias.shortcut_train_spec(0.0) == {"n": 1800, "seed": 1000}
-    assert bias.shortcut_train_spec(0.5, "square", seed=2) == {
+    # same spec -> same cache file as resolve_classifier("auto", "shapes")
+    assert training_spec() == training_spec({}, rate=0.0) == {"n": 1800, "seed": 1000}
+    assert training_spec({"seed": 2}, rate=0.5, shortcut_class="square") == {
         "n": 1800, "seed": 1002, "shortcut_on": "class", "shortcut_rate": 0.5, "shortcut_class": "square"}
-    assert bias.shortcut_train_spec(0.5, shortcut_on="all") == {
+    assert training_spec(rate=0.5, shortcut_on="all") == {
         "n": 1800, "seed": 1000, "shortcut_on": "all", "shortcut_rate": 0.5}
-
-
-@pytest.mark.parametrize("spec, expected", [
-    ("shortcut:0.75", (0.75, "circle")), ("shortcut:1:square", (1.0, "square")), ("auto", None),
-    ("efficientnet_lite0", None),
-])
-def test_parse_shortcut_classifier(spec, expected):
-    assert vxa.parse_shortcut_classifier(spec) == expected
-
-
-@pytest.mark.parametrize("spec", ["shortcut:", "shortcut:2", "shortcut:x", "shortcut:0.5:star", "shortcut:0.5:a:b"])
-def test_parse_shortcut_classifier_rejects_bad_specs(spec):
-    with pytest.raises(ValueError, match="classifier"):
-        vxa.parse_shortcut_classifier(spec)
+    assert training_spec({"seed": 3, "size": 48, "n": 60}) == {"n": 1800, "seed": 1003, "size": 48}
 
 
 def test_splits_are_paired_and_place_the_dot():
@@ -125,7 +114,7 @@ def test_splits_are_paired_and_place_the_dot():
         assert moved.meta["shortcut_box"] == (57, 57, 62, 62)
         assert (np.asarray(dotted.image)[2:7, 2:7] == [255, 0, 0]).all()
     # never the training images: the test seed differs from the training seed
-    train = shapes(**bias.shortcut_train_spec(0.0))
+    train = shapes(**training_spec())
     assert not np.array_equal(np.asarray(train[0].image), np.asarray(splits["clean"][0].image))
 
 
@@ -185,7 +174,7 @@ def test_rerun_resumes_without_new_cams(result):
 def test_shared_cache_with_the_offline_shapes_classifier(result):
     rate0 = next(m for m in vxe.train_bias_models(result.params) if m.name == "rate-0")
     assert vxp.resolve_classifier("auto", "shapes").fingerprint == rate0.classifier.fingerprint
-    assert vxa.load_experiment_classifier("shortcut:0", "shapes").fingerprint == rate0.classifier.fingerprint
+    assert vxp.resolve_classifier("shortcut:0").fingerprint == rate0.classifier.fingerprint
 
 
 def test_figures_are_drawn(result):

@@ -18,7 +18,7 @@ from vlmxplain.cli import main as cli_main
 from vlmxplain.datasets import gallery
 from vlmxplain.store import RunStore
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "vlmxplain" / "notebooks"
 pytestmark = pytest.mark.timeout(600)
 
 

@@ -1,12 +1,14 @@
 """Packaging: environment.yml names the same dependencies as pyproject.toml; the CLI works."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,3 +35,70 @@ def test_cli_lists_bundled_notebooks_and_rejects_unknown_ones():
     bad = subprocess.run([sys.executable, "-m", "vlmxplain.cli", "run", "no-such-notebook"], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "no notebook 'no-such-notebook'" in bad.stderr and "pipeline" in bad.stderr
+
+
+def test_committed_notebooks_match_their_sources():
+    """notebooks/*.py (jupytext) are the sources; the shipped .ipynb must not drift from them."""
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "notebooks.py"), "check"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_notebook_parameters_cells_come_from_the_parameter_models():
+    import nbformat
+    import papermill as pm
+
+    from vlmxplain.params import NOTEBOOK_PARAMS
+
+    for name, model in NOTEBOOK_PARAMS.items():
+        path = ROOT / "vlmxplain" / "notebooks" / f"{name}.ipynb"
+        declared = {p["name"]: p for p in pm.inspect_notebook(str(path)).values()}
+        assert list(declared) == list(model.model_fields), name
+        defaults = model.defaults()
+        for field, info in declared.items():
+            assert eval(info["default"]) == defaults[field], (name, field)  # noqa: S307 - our own literals
+        nb = nbformat.read(path, as_version=4)
+        assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+
+
+def _layered_venv(where: Path) -> Path:
+    """A fresh virtualenv that sees this environment's dependencies (not its vlmxplain): the
+    project venv's site-packages as a plain path entry, so its editable-install hook never runs."""
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, capture_output=True)
+    python = where / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site) / "project-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+@pytest.mark.timeout(600)
+def test_wheel_in_a_clean_venv_lists_and_runs_the_notebooks(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
+                    str(ROOT)], check=True, capture_output=True)
+    wheel = next(dist.glob("vlmxplain-*.whl"))
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {f"vlmxplain/notebooks/{n}.ipynb" for n in ("pipeline", "quickstart", "shortcut_bias", "sweep",
+                                                         "agreement")} <= set(names)
+    python = _layered_venv(tmp_path / "venv")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    where = subprocess.run([str(python), "-c", "import vlmxplain; print(vlmxplain.__file__)"], cwd=empty,
+                           capture_output=True, text=True, check=True).stdout
+    assert str(tmp_path / "venv") in where  # the installed wheel, not the source checkout
+    cli = tmp_path / "venv" / "bin" / "vlmxplain"
+    listed = subprocess.run([str(cli), "list"], cwd=empty, capture_output=True, text=True, check=True).stdout.split()
+    assert {"pipeline", "quickstart", "shortcut_bias", "sweep", "agreement"} <= set(listed)
+    env = {**os.environ, "TQDM_DISABLE": "1", "VLMXPLAIN_CACHE": str(tmp_path / "cache.sqlite")}
+    ran = subprocess.run([str(cli), "run", "pipeline", "-p", "limit", "2", "--no-progress"], cwd=empty,
+                         capture_output=True, text=True, env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert (empty / "runs" / "pipeline" / "run.sqlite").is_file()
+    assert len(list((empty / "figures").glob("pipeline-*.png"))) == 3

@@ -12,7 +12,7 @@ from scipy import stats
 
 import vlmxplain as vx
 from vlmxplain import experiments as vxe, metrics as vxm, models as vxmod, viz
-from vlmxplain.core.records import Judgment
+from vlmxplain.core.records import JudgeSettings, Judgment
 from vlmxplain.masks import saliency
 
 ALPHAS, BETAS = (15.0, 30.0), (0.3, 0.5, 0.7)
@@ -141,9 +141,12 @@ def test_view_scores_pairs_masked_and_overlay_judgments(own_run):
     run = own_run
     assert vxm.view_scores(run) is None  # offline judges see the masked image only
     ids = sorted(run.store.cam_ids())[:5]
+    for view in ("masked", "overlay"):  # the judge settings each view's judgments were made with
+        run.store.record_judge(JudgeSettings(judge="openai:test-model", prompt_version=f"t1-{view}", is_vlm=True,
+                                             input_kind=view))
     for k, sid in enumerate(ids):
         for view, score in (("masked", k), ("overlay", 5 - k)):
-            j = Judgment(judge_id="openai:test-model", prompt_version=f"t1|input={view}|size=512", score=score)
+            j = Judgment(judge_id="openai:test-model", prompt_version=f"t1-{view}", score=score)
             run.store.put_judgment(sid, j, alpha=25.0, beta=0.6, cache_key=f"{sid}-{view}", cached=False)
     views = vxm.view_scores(run, judge="openai:test-model")
     assert list(views.columns) == ["masked", "overlay"] and list(views.index) == ids

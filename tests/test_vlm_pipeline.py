@@ -22,6 +22,7 @@ import pytest
 from loopback_server import LoopbackServer, RecordedRequest
 
 import vlmxplain as vx
+from vlmxplain.core.specs import JudgeSpec
 from vlmxplain.judges.vlm.cost import lookup_price
 from vlmxplain.masks import judge_view_png
 
@@ -97,7 +98,7 @@ def test_rerun_and_cached_run_send_zero_requests(lite0, gallery, loopback_server
     for sid, req in by_sample.items():
         # the masked CAM image at the run's alpha/beta, rebuilt from the store, is what was sent
         assert req.images == [judge_view_png(run.judge_input(sid), "masked", 512)]
-        assert req.model == run.config["judge"].split(":", 1)[1].split("@")[0]
+        assert req.model == JudgeSpec.parse(run.judge).model
         assert (t.loc[sid, "input_tokens"], t.loc[sid, "output_tokens"]) == req.usage  # usage reaches the table
     usage = run.usage()
     assert usage == {"requests": 8, "input_tokens": sum(r.usage[0] for r in server.requests),
@@ -106,7 +107,7 @@ def test_rerun_and_cached_run_send_zero_requests(lite0, gallery, loopback_server
                                                                                usage["output_tokens"])
     assert vx.estimate_cost(data, judge=judge["judge"]).requests == usage["requests"]
     cost = run.cost()
-    price = lookup_price(run.config["judge"].split(":", 1)[1])
+    price = lookup_price(JudgeSpec.parse(run.judge).model)
     if provider == "openai-compatible":
         assert cost.usd == 0.0  # a local server is free unless priced
     else:
@@ -240,7 +241,7 @@ def test_key_echoed_by_server_is_never_written_and_unsent_are_resent(
     assert (t.loc[list(rejected), "judge_status"] == "failed").all()
     unsent = t.drop(index=list(rejected))  # none lost: never asked, so still pending, with the reason
     assert (unsent["judge_status"] == "pending").all()
-    assert unsent["error"].str.startswith("not sent: an earlier request failed").all()
+    assert unsent["error"].str.startswith("an earlier request failed").all()
     assert run.acceptance_rate() == 0.0  # of the questions actually asked
     assert t["error"].str.contains("Incorrect API key provided: ***", regex=False).all()  # the echo, redacted
 

@@ -54,24 +54,24 @@ def no_markup(html: str) -> None:
 # =========================================================================== views (pure logic)
 def test_filter_table_each_filter_and_combined(table):
     q = table["quadrant"].iloc[0]
-    assert list(views.filter_table(table, quadrant=q)["id"]) == list(table.loc[table["quadrant"] == q, "id"])
+    assert list(logic.filter_table(table, quadrant=q)["id"]) == list(table.loc[table["quadrant"] == q, "id"])
     label = table["label"].iloc[1]
-    assert list(views.filter_table(table, label=label)["id"]) == [table["id"].iloc[1]]
+    assert list(logic.filter_table(table, label=label)["id"]) == [table["id"].iloc[1]]
     lo, hi = 0.0, float(table["score"].median())
-    got = views.filter_table(table, score_range=(lo, hi))
+    got = logic.filter_table(table, score_range=(lo, hi))
     assert len(got) and got["score"].between(lo, hi).all()
-    assert len(views.filter_table(table, score_range=(lo, hi))) + len(table[table["score"] > hi]) == len(table)
-    assert len(views.filter_table(table, status="ok")) == len(table)
-    assert views.filter_table(table, status="failed").empty
-    both = views.filter_table(table, quadrant=q, label=table["label"].iloc[0])
+    assert len(logic.filter_table(table, score_range=(lo, hi))) + len(table[table["score"] > hi]) == len(table)
+    assert len(logic.filter_table(table, status="ok")) == len(table)
+    assert logic.filter_table(table, status="failed").empty
+    both = logic.filter_table(table, quadrant=q, label=table["label"].iloc[0])
     assert list(both["id"]) == [table["id"].iloc[0]]
 
 
 def test_filter_table_score_range_drops_rows_without_a_score(table):
     t = table.copy()
     t.loc[t.index[0], "score"] = np.nan
-    assert t.index[0] not in views.filter_table(t, score_range=(0, 5)).index
-    assert t.index[0] in views.filter_table(t).index
+    assert t.index[0] not in logic.filter_table(t, score_range=(0, 5)).index
+    assert t.index[0] in logic.filter_table(t).index
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -81,12 +81,12 @@ def test_filter_table_score_range_drops_rows_without_a_score(table):
 ])
 def test_filter_table_bad_filters_name_the_parameter(table, kwargs, name):
     with pytest.raises(ValueError, match=name):
-        views.filter_table(table, **kwargs)
+        logic.filter_table(table, **kwargs)
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.1, 1.0, 2.5, 5.0])
 def test_with_threshold_matches_the_run_table(run, table, threshold):
-    ours = views.with_threshold(table, threshold)["quadrant"]
+    ours = logic.with_threshold(table, threshold)["quadrant"]
     pd.testing.assert_series_equal(ours, run.table_for(threshold=threshold)["quadrant"], check_names=False)
 
 
@@ -94,35 +94,35 @@ def test_with_threshold_keeps_pending_and_skipped(table):
     t = table.copy()
     t.loc[t.index[0], ["judge_status", "score"]] = ["pending", np.nan]
     t.loc[t.index[1], ["judge_status", "score"]] = ["skipped", np.nan]
-    q = views.with_threshold(t, 0.0)["quadrant"]
+    q = logic.with_threshold(t, 0.0)["quadrant"]
     assert q.iloc[0] == "Pending" and q.iloc[1] == "Skipped"
     with pytest.raises(ValueError, match="threshold"):
-        views.with_threshold(t, 7)
+        logic.with_threshold(t, 7)
 
 
 def test_paging_helpers():
     items = list(range(10))
-    assert views.page_count(10, 4) == 3 and views.page_count(0, 4) == 1
-    assert views.page_items(items, 0, 4) == [0, 1, 2, 3]
-    assert views.page_items(items, 2, 4) == [8, 9]
-    assert views.page_items(items, 99, 4) == [8, 9]  # clamped to the last page
-    assert views.page_items([], 0, 4) == []
-    assert views.clamp(-3, 5) == 0 and views.clamp(9, 5) == 4 and views.clamp(2, 0) == 0
+    assert logic.page_count(10, 4) == 3 and logic.page_count(0, 4) == 1
+    assert logic.page_items(items, 0, 4) == [0, 1, 2, 3]
+    assert logic.page_items(items, 2, 4) == [8, 9]
+    assert logic.page_items(items, 99, 4) == [8, 9]  # clamped to the last page
+    assert logic.page_items([], 0, 4) == []
+    assert logic.clamp(-3, 5) == 0 and logic.clamp(9, 5) == 4 and logic.clamp(2, 0) == 0
     with pytest.raises(ValueError, match="page_size"):
-        views.page_count(3, 0)
+        logic.page_count(3, 0)
 
 
 def test_annotation_order_and_next_pending():
     ids = [f"s{i}" for i in range(20)]
-    assert views.annotation_order(ids) == ids
-    shuffled = views.annotation_order(ids, "random", seed=3)
+    assert logic.annotation_order(ids) == ids
+    shuffled = logic.annotation_order(ids, "random", seed=3)
     assert sorted(shuffled) == sorted(ids) and shuffled != ids
-    assert shuffled == views.annotation_order(ids, "random", seed=3)  # a resumed session sees the same order
+    assert shuffled == logic.annotation_order(ids, "random", seed=3)  # a resumed session sees the same order
     with pytest.raises(ValueError, match="order"):
-        views.annotation_order(ids, "alphabetical")
-    assert views.next_pending(["a", "b", "c"], {"a"}) == 1
-    assert views.next_pending(["a", "b", "c"], {"b", "c"}, start=1) == 0  # wraps around
-    assert views.next_pending(["a", "b"], {"a", "b"}) is None
+        logic.annotation_order(ids, "alphabetical")
+    assert logic.next_pending(["a", "b", "c"], {"a"}) == 1
+    assert logic.next_pending(["a", "b", "c"], {"b", "c"}, start=1) == 0  # wraps around
+    assert logic.next_pending(["a", "b"], {"a", "b"}) is None
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -131,7 +131,7 @@ def test_annotation_order_and_next_pending():
     ("-1", ("unknown", None)), ("nan", ("unknown", None)), ("hello", ("unknown", None)),
 ])
 def test_parse_key(text, expected):
-    assert views.parse_key(text) == expected
+    assert logic.parse_key(text) == expected
 
 
 def test_html_builders_escape_judge_text():
@@ -153,7 +153,7 @@ def test_sample_fields_format_for_people():
 
 
 def test_explain_snippet_is_valid_python_with_the_parameters():
-    code = views.explain_snippet(cam="gradcam++", alpha=30, beta=0.45, judge="offline:faithfulness", target=281)
+    code = logic.explain_snippet(cam="gradcam++", alpha=30, beta=0.45, judge="offline:faithfulness", target=281)
     ast.parse(code)
     assert "cam='gradcam++'" in code and "alpha=30" in code and "beta=0.45" in code
     assert "-p cam gradcam++ -p alpha 30 -p beta 0.45 -p judge offline:faithfulness" in code
@@ -165,14 +165,14 @@ def test_render_view_matches_the_core_mask_functions(photos):
     img = photos["coffee"].resize((160, 120))
     raw = np.random.default_rng(0).random((7, 7)).astype(np.float32)
     arr, v, heat = np.asarray(img, np.float32), saliency(raw, img.size), np.asarray(overlay(img, raw))
-    frame, kept = views.render_view(arr, v, heat, 25, 0.6, "masked")
+    frame, kept = logic.render_view(arr, v, heat, 25, 0.6, "masked")
     assert np.array_equal(np.asarray(frame), np.asarray(masked_image(img, raw, 25, 0.6)))
-    kept_at = lambda beta: views.render_view(arr, v, heat, 25, beta, "mask")[1]  # noqa: E731
+    kept_at = lambda beta: logic.render_view(arr, v, heat, 25, beta, "mask")[1]  # noqa: E731
     assert kept_at(0.3) > kept > kept_at(0.8)
-    side, _ = views.render_view(arr, v, heat, 25, 0.6, "side by side")
+    side, _ = logic.render_view(arr, v, heat, 25, 0.6, "side by side")
     assert side.size == (3 * 160 + 8, 120)
     with pytest.raises(ValueError, match="view"):
-        views.render_view(arr, v, heat, 25, 0.6, "heatmap")
+        logic.render_view(arr, v, heat, 25, 0.6, "heatmap")
 
 
 # =========================================================================== MaskTuner
@@ -191,7 +191,7 @@ def test_tuner_beta_rederives_the_mask_without_recomputing_the_cam(tuner):
     tuner._beta.value = 0.8  # as the front end does when the slider moves
     assert tuner.beta == 0.8 and tuner.kept_share < kept_before
     tuner.alpha = 5
-    for view in views.TUNER_VIEWS:
+    for view in logic.TUNER_VIEWS:
         tuner.view = view
     assert tuner.cam_computations == computed, "alpha/beta/view must not recompute the CAM"
     tuner.alpha, tuner.beta = 25, 0.6
@@ -303,7 +303,7 @@ def test_tuner_alpha_beyond_the_slider_is_kept(tuner):
 
 # =========================================================================== JudgeViewer
 def test_viewer_pages_through_samples(run, table):
-    v = run.viewer()
+    v = JudgeViewer(run)
     ids = list(table["id"])
     assert v.current_id == ids[0] and "1 / 8" in v.position_label.value
     assert v._prev.disabled and not v._next.disabled
@@ -343,7 +343,7 @@ def test_viewer_escapes_judge_text(run):
 
 
 def test_viewer_filters(run, table):
-    v = run.viewer()
+    v = JudgeViewer(run)
     q = "Wrong-Low"
     v._f_quadrant.value = q  # as the front end does
     assert v.quadrant == q and v.ids == list(table.loc[table["quadrant"] == q, "id"])
@@ -391,11 +391,11 @@ def visible_tiles(b: QuadrantBrowser) -> list[str]:
 
 
 def test_browser_cells_show_counts_and_clicks_fill_the_gallery(run, table):
-    b = run.browser()
+    b = QuadrantBrowser(run)
     summary = run.quadrants()
     for q in QUADRANTS:
         assert b._cells[q].description == f"{summary.counts[q]} · {summary.shares[q]:.0%}"
-    assert b.quadrant == views.first_nonempty(summary) and visible_tiles(b) == b.selected_ids
+    assert b.quadrant == logic.first_nonempty(summary) and visible_tiles(b) == b.selected_ids
     assert b._cells[b.quadrant].button_style == "info" and "vx-cell-selected" in b._cells[b.quadrant]._dom_classes
     b._cells["Wrong-Low"].click()
     expected = list(table.loc[table["quadrant"] == "Wrong-Low", "id"])
@@ -440,7 +440,7 @@ def test_browser_pages_the_gallery(run):
     b._next_page.click()
     assert b.page == 1 and visible_tiles(b) == ids[2:4]
     b.page = 99
-    assert b.page == views.page_count(len(ids), 2) - 1 and b._next_page.disabled
+    assert b.page == logic.page_count(len(ids), 2) - 1 and b._next_page.disabled
     b.select("Wrong-High")  # a new cell starts at its first page
     assert b.page == 0
 
@@ -471,7 +471,7 @@ def test_browser_static_rendering_and_bad_arguments(run):
 
 # =========================================================================== Annotator
 def test_annotator_is_blind_until_scored_and_saves_at_once(run, table):
-    a = run.annotate("alice")
+    a = Annotator(run, "alice")
     sid = table["id"].iloc[0]
     assert a.current_id == sid and a.judge_box.layout.display == "none" and a.judge_box.value == ""
     assert a._accept.layout.display == "none"

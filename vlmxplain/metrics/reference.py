@@ -45,7 +45,7 @@ def view_scores(run: Run, judge: str | None = None, alpha: float | None = None,
     """Scores of the same judge shown the masked image and the overlay (columns ``masked``,
     ``overlay``, indexed by sample id), or None unless both views were judged at this alpha/beta.
     Which view a judgment saw comes from the judge settings recorded in the run."""
-    judge = judge or run.judge
+    judge = str(judge) if judge else run.judge
     a = run.alpha if alpha is None else alpha
     b = run.beta if beta is None else beta
     j = run.store.judgments(judge, None, a, b)

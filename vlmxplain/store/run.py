@@ -91,7 +91,7 @@ class Run:
     ) -> pd.DataFrame:
         """The per-sample table for another judge / alpha / beta judged on this run."""
         view = self.view
-        judge = judge or view.judge.judge
+        judge = str(judge) if judge else view.judge.judge
         if prompt_version is None and judge == view.judge.judge:
             prompt_version = view.judge.prompt_version
         alpha = view.alpha if alpha is None else alpha

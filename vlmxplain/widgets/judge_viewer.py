@@ -67,8 +67,8 @@ class JudgeViewer(StaticRepr, widgets.VBox):
     # ------------------------------------------------------------------ data
     def _load_table(self) -> None:
         self._base = self.run.table_for()
-        cfg = self.run.config
-        raw = self.run.store.judgments(cfg.get("judge"), cfg.get("prompt_version"), cfg.get("alpha"), cfg.get("beta"))
+        view = self.run.view
+        raw = self.run.store.judgments(view.judge.judge, view.judge.prompt_version, view.alpha, view.beta)
         self._raw = dict(zip(raw["id"], raw["raw"])) if len(raw) else {}
 
     def refresh(self) -> None:

@@ -192,6 +192,10 @@ class VLMJudge(Judge):
             log.warning("%s: item %d: unexpected %s", self.id, index, type(exc).__name__)
             return self._failure(f"internal error: {type(exc).__name__}: {self._redact(exc)}")
 
+    def _unsent(self, reason: str) -> Judgment:
+        """A question never sent (stopped, or an earlier fatal reply): asked again on resume."""
+        return Judgment.unsent(self.id, self.prompt_version, self._redact(reason)[:2000])
+
     def _failure(self, reason: str, raw: str = "", **extra: Any) -> Judgment:
         return Judgment.failure(self.id, self.prompt_version, self._redact(reason)[:2000],
                                 raw=self._redact(raw)[:_RAW_LIMIT], **extra)
@@ -200,17 +204,17 @@ class VLMJudge(Judge):
         try:
             png, prompt, estimate = prepared.result()
         except CancelledError:
-            return self._failure("not sent: judging was stopped")
+            return self._unsent("judging was stopped")
         except Exception as exc:
             return self._failure(f"bad input: {type(exc).__name__}: {exc}")
         attempt = 0
         while True:
             if fatal:
-                return self._failure(f"not sent: an earlier request failed with {fatal[0].reason()}")
+                return self._unsent(f"an earlier request failed with {fatal[0].reason()}")
             if stop.is_set():
-                return self._failure("not sent: judging was stopped")
+                return self._unsent("judging was stopped")
             if not self.limiter.acquire(estimate, stop):
-                return self._failure("not sent: judging was stopped")
+                return self._unsent("judging was stopped")
             attempt += 1
             start = time.monotonic()
             try:
@@ -225,7 +229,7 @@ class VLMJudge(Judge):
                     log.info("%s: item %d: %s; retry %d/%d in %.2fs", self.id, index, self._redact(err.reason()),
                              attempt, self.policy.max_attempts - 1, delay)
                     if stop.wait(delay):
-                        return self._failure(f"not sent: judging was stopped after {err.reason()}")
+                        return self._unsent(f"judging was stopped after {err.reason()}")
                     continue
                 return self._failure(f"{err.reason()} (after {attempt} attempt{'s' if attempt > 1 else ''})",
                                      latency_s=time.monotonic() - start)

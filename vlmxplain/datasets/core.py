@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 import numpy as np
 from PIL import Image
 
+from ..core.checks import check_int
 from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, InputSkipped, Skipped, load_image, load_mask
 
 __all__ = ["Dataset", "Entry", "ListDataset", "Sample", "SampleRef"]
@@ -110,9 +111,7 @@ class Dataset(collections.abc.Sequence):
         """The first ``n`` samples (all of them when ``n`` is None or larger than the dataset)."""
         if n is None:
             return self
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"limit n must be a non-negative int or None, got {n!r}")
-        return self.subset(range(min(n, len(self))))
+        return self.subset(range(min(check_int("limit", n, 0), len(self))))
 
     def class_name(self, index: int) -> str:
         """The name of class ``index`` in :attr:`classes`."""

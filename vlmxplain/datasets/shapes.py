@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..core.checks import check_int
 from .core import Dataset, Sample, SampleRef
 from .loading import InputSkipped
 
@@ -90,12 +91,11 @@ def _check(cfg: ShapesConfig) -> None:
     def bad(param: str, msg: str) -> None:
         raise ValueError(f"shapes: {param} {msg}")
 
-    if not isinstance(cfg.n, int) or cfg.n < 0:
-        bad("n", f"must be a non-negative int, got {cfg.n!r}")
-    if not isinstance(cfg.size, int) or cfg.size < 16:
-        bad("size", f"must be an int >= 16, got {cfg.size!r}")
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        bad("seed", f"must be a non-negative int, got {cfg.seed!r}")
+    for param, value, minimum in (("n", cfg.n, 0), ("size", cfg.size, 16), ("seed", cfg.seed, 0)):
+        try:
+            check_int(param, value, minimum)
+        except ValueError as err:
+            raise ValueError(f"shapes: {err}") from None
     unknown = [c for c in cfg.classes if c not in SHAPE_NAMES]
     if unknown or len(cfg.classes) < 2 or len(set(cfg.classes)) != len(cfg.classes):
         bad("classes", f"must be 2+ distinct names from {SHAPE_NAMES}, got {cfg.classes!r}")

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BeforeValidator, Field
 
 from ..core.defaults import SCORE_RANGE
-from ..core.checks import NonNegativeInt
+from ..core.checks import NonNegativeInt, check_int
 from ..core.params import ParamsModel
 from ..metrics.agreement import validate_annotations, load_annotations_csv
 
@@ -36,8 +36,7 @@ def simulate_annotators(reference: pd.Series, n_annotators: int = 3, noise: floa
     judge's score lies within ``accept_within`` of the rater's: a stand-in for "I accept the
     judge's explanation". A stand-in for the human study, not a substitute.
     """
-    if isinstance(n_annotators, bool) or not isinstance(n_annotators, (int, np.integer)) or n_annotators < 1:
-        raise ValueError(f"n_annotators: must be an integer >= 1, got {n_annotators!r}")
+    check_int("n_annotators", n_annotators)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise: must be a finite number >= 0, got {noise!r}")
     ref = pd.to_numeric(pd.Series(reference), errors="coerce").dropna()

@@ -12,6 +12,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from ..core.defaults import PREVIEW_SIZE
 from .images import fit_longest, png_bytes, side_by_side
 from .saliency import apply_mask, overlay, saliency, sigmoid_mask
 
@@ -62,7 +63,7 @@ def make_judge_input(
     )
 
 
-def judge_view(item: JudgeInput, input_kind: InputKind = "masked", image_size: int = 512) -> Image.Image:
+def judge_view(item: JudgeInput, input_kind: InputKind = "masked", image_size: int = PREVIEW_SIZE) -> Image.Image:
     """The image sent to a VLM judge for ``item``, longest side ``image_size``.
 
     ``both`` puts the masked image (left) and the overlay (right) side by side.
@@ -78,6 +79,6 @@ def judge_view(item: JudgeInput, input_kind: InputKind = "masked", image_size: i
     return fit_longest(picture, image_size, upscale=True)
 
 
-def judge_view_png(item: JudgeInput, input_kind: InputKind = "masked", image_size: int = 512) -> bytes:
+def judge_view_png(item: JudgeInput, input_kind: InputKind = "masked", image_size: int = PREVIEW_SIZE) -> bytes:
     """PNG bytes of :func:`judge_view` (deterministic encoding, see :func:`png_bytes`)."""
     return png_bytes(judge_view(item, input_kind, image_size))

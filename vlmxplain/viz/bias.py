@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.checks import check_int
 from ..datasets import shapes
 from ..experiments.bias import BiasParams, BiasResult, bias_splits
 from ..models.shapesnet import training_spec
@@ -60,8 +61,7 @@ def plot_flagged_gallery(result: BiasResult, per_model: int = 5, view: str = "di
 
     if view not in ("dimmed", "masked", "overlay"):
         raise ValueError(f"view: must be 'dimmed', 'masked' or 'overlay', got {view!r}")
-    if isinstance(per_model, bool) or not isinstance(per_model, int) or per_model < 1:
-        raise ValueError(f"per_model: must be a positive integer, got {per_model!r}")
+    check_int("per_model", per_model)
     t = result.table
     fig, axes = plt.subplots(len(t), per_model, figsize=(1.9 * per_model, 2.1 * len(t)), squeeze=False,
                              layout="constrained")

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BETA
 from ..experiments.sweep import SweepResult
 from ..store import Run
 
@@ -28,8 +29,9 @@ def plot_sweep_heatmap(result: SweepResult, metric: str | None = None, ax=None, 
     if np.isfinite(values).any():
         r, c = np.unravel_index(np.nanargmin(values) if lower_better else np.nanargmax(values), values.shape)
         ax.add_patch(Rectangle((c, r), 1, 1, fill=False, edgecolor="cyan", lw=3))
-    if 25.0 in grid.index and 0.6 in grid.columns:
-        ax.plot(list(grid.columns).index(0.6) + 0.88, list(grid.index).index(25.0) + 0.15, "o", color="white",
+    if DEFAULT_ALPHA in grid.index and DEFAULT_BETA in grid.columns:
+        ax.plot(list(grid.columns).index(DEFAULT_BETA) + 0.88, list(grid.index).index(DEFAULT_ALPHA) + 0.15, "o",
+                color="white",
                 markersize=5, markeredgecolor="black")
     ax.set(xlabel="beta (sigmoid midpoint)", ylabel="alpha (sigmoid steepness)")
     ax.set_title(title or f"{result.judge} vs {result.reference_label}\n{metric} per cell "

@@ -1,0 +1,205 @@
+"""CAM extraction over pytorch-grad-cam: batched, raw low-res maps.
+
+Each method is pytorch-grad-cam's own class (its ``get_cam_image``/``get_cam_weights`` hook);
+this module owns the forward/backward around it:
+
+* the prediction and confidence come from the same forward pass that records activations;
+* every parameter is frozen and the target layer's output is made a gradient leaf, so the
+  backward pass runs only from the logits down to that layer (same maps, several times faster);
+  ``requires_grad`` flags are restored and hooks released afterwards, also on errors;
+* the map is kept *raw* (ReLU'd, at the target layer's resolution, e.g. 7×7); masks, overlays
+  and thumbnails are derived from it on demand (:mod:`vlmxplain.masks`).
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from tqdm.auto import tqdm
+
+from ..models.classifiers import Classifier
+from .methods import CamMethod, CostlyMethodWarning, get_cam_method
+
+
+@dataclass
+class CamResult:
+    """Raw CAMs for a batch of images, with the prediction from the same forward pass.
+
+    ``maps`` is N×h×w float32 at the target layer's resolution (non-negative, not normalised);
+    ``targets`` the class each map explains (the predicted class unless given).
+    """
+
+    method: str
+    maps: np.ndarray
+    predictions: np.ndarray
+    confidences: np.ndarray
+    targets: np.ndarray
+    top_classes: np.ndarray
+    top_probs: np.ndarray
+    image_sizes: list[tuple[int, int]]
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "id": self.ids[i], "map": self.maps[i], "prediction": int(self.predictions[i]),
+            "confidence": float(self.confidences[i]), "target": int(self.targets[i]),
+            "top_classes": self.top_classes[i], "top_probs": self.top_probs[i], "image_size": self.image_sizes[i],
+        }
+
+    @classmethod
+    def concat(cls, parts: Sequence["CamResult"]) -> "CamResult":
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        return cls(
+            method=parts[0].method,
+            maps=np.concatenate([p.maps for p in parts]),
+            predictions=np.concatenate([p.predictions for p in parts]),
+            confidences=np.concatenate([p.confidences for p in parts]),
+            targets=np.concatenate([p.targets for p in parts]),
+            top_classes=np.concatenate([p.top_classes for p in parts]),
+            top_probs=np.concatenate([p.top_probs for p in parts]),
+            image_sizes=[s for p in parts for s in p.image_sizes],
+            ids=[i for p in parts for i in p.ids],
+        )
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: torch.nn.Module) -> Iterator[None]:
+    """Freeze every parameter for the duration; restore flags (and drop stray grads) after."""
+    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    try:
+        for p, _, _ in saved:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag, grad in saved:
+            p.requires_grad_(flag)
+            p.grad = grad
+
+
+def _make_gradient_leaf(module, args, output):
+    """Forward hook: make the target layer's output a leaf that requires grad, so the backward
+    pass stops there (nothing upstream is needed for a CAM)."""
+    if isinstance(output, torch.Tensor) and torch.is_grad_enabled():
+        return output.detach().requires_grad_(True)
+    return None
+
+
+def _as_images(items: Sequence[Any]) -> tuple[list[Image.Image], list[str]]:
+    images, ids = [], []
+    for k, item in enumerate(items):
+        if isinstance(item, Image.Image):
+            images.append(item.convert("RGB"))
+            ids.append(str(k))
+        elif hasattr(item, "image"):
+            images.append(item.image)
+            ids.append(str(getattr(item, "id", k)))
+        else:
+            raise TypeError(f"images: item {k} is a {type(item).__name__}, expected a PIL image or a Sample")
+    return images, ids
+
+
+def _resolve_targets(targets: int | Sequence[int] | None, n: int, num_classes: int) -> list[int | None]:
+    if targets is None:
+        return [None] * n
+    if isinstance(targets, (int, np.integer)):
+        targets = [int(targets)] * n
+    targets = list(targets)
+    if len(targets) != n:
+        raise ValueError(f"targets: got {len(targets)} target classes for {n} images")
+    for t in targets:
+        if t is not None and not 0 <= int(t) < num_classes:
+            raise ValueError(f"targets: class index {t} is outside 0..{num_classes - 1}")
+    return [None if t is None else int(t) for t in targets]
+
+
+def _extract_batch(
+    clf: Classifier, method: CamMethod, images: list[Image.Image], targets: list[int | None], top_k: int,
+    method_options: dict,
+) -> tuple[np.ndarray, ...]:
+    x = clf.batch(images)
+    cam = method.cls(model=clf.model, target_layers=[clf.target_layer], reshape_transform=clf.reshape_transform)
+    for key, value in {**method.options, **method_options}.items():
+        setattr(cam, key, value)
+    leaf_hook = clf.target_layer.register_forward_hook(_make_gradient_leaf, prepend=True)
+    try:
+        with frozen_parameters(clf.model), torch.set_grad_enabled(method.uses_gradients):
+            logits = cam.activations_and_grads(x)
+            probs = torch.softmax(logits.detach().float(), dim=1)
+            preds = probs.argmax(dim=1)
+            chosen = [int(p) if t is None else t for t, p in zip(targets, preds.tolist())]
+            cam_targets = [ClassifierOutputTarget(t) for t in chosen]
+            if method.uses_gradients:
+                loss = sum(t(o) for t, o in zip(cam_targets, logits))
+                loss.backward()
+            acts = cam.activations_and_grads.activations[0].numpy()
+            grads = cam.activations_and_grads.gradients[0].numpy() if method.uses_gradients else None
+            leaf_hook.remove()
+            cam.activations_and_grads.release()  # perturbation methods re-run the model below
+            with torch.no_grad():
+                raw = cam.get_cam_image(x, clf.target_layer, cam_targets, acts, grads, False)
+    finally:
+        leaf_hook.remove()
+        cam.activations_and_grads.release()
+    maps = np.maximum(np.asarray(raw, dtype=np.float32), 0)
+    k = min(top_k, probs.shape[1])
+    top = torch.topk(probs, k, dim=1)
+    conf = probs[torch.arange(len(images)), preds]
+    return (
+        maps, preds.numpy().astype(np.int64), conf.numpy().astype(np.float32), np.asarray(chosen, dtype=np.int64),
+        top.indices.numpy().astype(np.int64), top.values.numpy().astype(np.float32),
+    )
+
+
+def compute_cams(
+    clf: Classifier,
+    images: Sequence[Any],
+    method: str = "gradcam",
+    *,
+    targets: int | Sequence[int | None] | None = None,
+    batch_size: int = 16,
+    top_k: int = 5,
+    progress: bool = False,
+    method_options: dict | None = None,
+) -> CamResult:
+    """Compute raw CAMs for ``images`` (PIL images or dataset samples).
+
+    ``targets``: the class each map explains (one index, one per image, or ``None`` for the
+    predicted class). ``method_options`` sets attributes of the grad-cam object, e.g.
+    ``{"batch_size": 128}`` for ScoreCAM/AblationCAM (forward passes per batch of channels).
+    """
+    spec = get_cam_method(method)
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    items = list(images)
+    if not items:
+        raise ValueError("images: nothing to explain (empty input)")
+    if spec.costly:
+        warnings.warn(
+            f"{spec.name} runs one forward pass per target-layer channel: ~40 s per image on a CPU "
+            f"for EfficientNet-Lite0 ({len(items)} images). Prefer gradcam for large runs.",
+            CostlyMethodWarning,
+            stacklevel=2,
+        )
+    pics, ids = _as_images(items)
+    wanted = _resolve_targets(targets, len(pics), clf.num_classes)
+    parts = []
+    starts = range(0, len(pics), batch_size)
+    for start in tqdm(starts, desc=f"{spec.name}", unit="batch", disable=not progress):
+        chunk = slice(start, start + batch_size)
+        maps, preds, conf, chosen, top_i, top_p = _extract_batch(
+            clf, spec, pics[chunk], wanted[chunk], top_k, method_options or {}
+        )
+        parts.append(
+            CamResult(spec.name, maps, preds, conf, chosen, top_i, top_p, [im.size for im in pics[chunk]], ids[chunk])
+        )
+    return CamResult.concat(parts)

@@ -1,0 +1,113 @@
+"""The quadrant matrix: prediction correct? × judge score ≥ threshold?
+
+Correct-High (right answer, good attention), Correct-Low (right answer, wrong reasons),
+Wrong-High (a plausible mistake), Wrong-Low (a failure). A score exactly at the threshold
+counts as High. Samples without a valid score, or without a known label, are not in the
+matrix; they are counted separately.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .checks import validate_threshold
+from .defaults import DEFAULT_THRESHOLD
+
+QUADRANTS = ("Correct-High", "Correct-Low", "Wrong-High", "Wrong-Low")
+UNJUDGED = "Unjudged"
+UNLABELLED = "Unlabelled"
+#: Rows outside the matrix carry their judge status as their quadrant.
+OUTSIDE = {"pending": "Pending", "skipped": "Skipped"}
+#: Every value the quadrant column of a run table can hold.
+QUADRANT_VALUES = (*QUADRANTS, UNJUDGED, UNLABELLED, *OUTSIDE.values())
+
+
+def assign_quadrants(correct: pd.Series, score: pd.Series, threshold: float) -> pd.Series:
+    """Quadrant name per row; ``Unjudged`` where the score is missing, ``Unlabelled`` where
+    correctness is unknown (no label)."""
+    t = validate_threshold(threshold)
+    score = pd.to_numeric(score, errors="coerce")
+    high = score >= t
+    known = correct.notna()
+    corr = correct.where(known, False).astype(bool)
+    out = np.where(corr, np.where(high, QUADRANTS[0], QUADRANTS[1]), np.where(high, QUADRANTS[2], QUADRANTS[3]))
+    out = np.where(score.isna(), UNJUDGED, out)
+    out = np.where(~known.to_numpy(), UNLABELLED, out)
+    return pd.Series(out, index=correct.index, name="quadrant")
+
+
+def quadrant_column(table: pd.DataFrame, threshold: float) -> pd.Series:
+    """The ``quadrant`` column of a run table (columns ``correct``, ``score``, ``judge_status``):
+    :func:`assign_quadrants`, with pending and skipped rows named by their status."""
+    out = assign_quadrants(table["correct"], table["score"], threshold)
+    status = table["judge_status"]
+    for name, label in OUTSIDE.items():
+        out = out.mask(status == name, label)
+    return out
+
+
+@dataclass
+class QuadrantSummary:
+    """Counts and shares of the four quadrants, overall and per class."""
+
+    threshold: float
+    counts: pd.Series
+    per_class: pd.DataFrame
+    unjudged: int
+    unlabelled: int
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def shares(self) -> pd.Series:
+        return self.counts / self.total if self.total else self.counts.astype(float) * 0.0
+
+    @property
+    def matrix(self) -> pd.DataFrame:
+        """The 2×2 count matrix: rows Correct/Wrong, columns High/Low."""
+        c = self.counts
+        return pd.DataFrame(
+            [[c["Correct-High"], c["Correct-Low"]], [c["Wrong-High"], c["Wrong-Low"]]],
+            index=pd.Index(["Correct", "Wrong"], name="prediction"),
+            columns=pd.Index(["High", "Low"], name=f"score ≥ {self.threshold:g}"),
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"count": self.counts, "share": self.shares})
+
+    def _repr_html_(self) -> str:
+        shares = self.shares
+        rows = "".join(
+            f"<tr><th>{q}</th><td>{int(self.counts[q])}</td><td>{shares[q]:.1%}</td></tr>" for q in QUADRANTS
+        )
+        extra = f"<p>threshold {self.threshold:g}; {self.total} judged; {self.unjudged} unjudged; {self.unlabelled} unlabelled</p>"
+        return f"<table><tr><th></th><th>count</th><th>share</th></tr>{rows}</table>{extra}"
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{q}={int(self.counts[q])} ({self.shares[q]:.0%})" for q in QUADRANTS)
+        return f"QuadrantSummary(threshold={self.threshold:g}, {parts}, unjudged={self.unjudged})"
+
+
+def quadrant_summary(table: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD, by: str = "label") -> QuadrantSummary:
+    """Quadrant counts from a per-sample table with columns ``correct``, ``score`` and ``by``.
+
+    Per-class rows list every class present in the table, also those with no judged sample
+    (all-zero counts, shares 0)."""
+    quadrant = assign_quadrants(table["correct"], table["score"], threshold)
+    counts = quadrant.value_counts().reindex(QUADRANTS, fill_value=0).astype(int)
+    classes = table[by].fillna("").astype(str) if by in table else pd.Series("", index=table.index)
+    per = pd.crosstab(classes, quadrant).reindex(columns=list(QUADRANTS), fill_value=0)
+    per = per.reindex(sorted(classes.unique()), fill_value=0).astype(int)
+    per.index.name = by
+    per.columns.name = None
+    per["n"] = per[list(QUADRANTS)].sum(axis=1)
+    for q in QUADRANTS:
+        per[f"{q} share"] = np.where(per["n"] > 0, per[q] / per["n"].where(per["n"] > 0, 1), 0.0)
+    return QuadrantSummary(
+        threshold=validate_threshold(threshold), counts=counts, per_class=per,
+        unjudged=int((quadrant == UNJUDGED).sum()), unlabelled=int((quadrant == UNLABELLED).sum()),
+    )

@@ -1,0 +1,138 @@
+"""Typed records: a judge's answer, a judgment, and the run record.
+
+* :class:`JudgeResponse` — the structured answer a VLM judge is asked for (the paper's fields).
+* :class:`Judgment` — one judge's verdict on one sample; its :attr:`~Judgment.status` says
+  whether it is ``ok``, ``failed`` (with a reason) or ``not_sent`` (never asked: a stopped run,
+  an earlier fatal reply), which a resumed run asks again.
+* :class:`RunConfig` — everything that defines a run, written once into the run store and read
+  back typed; :class:`RunView` is the run's current judge / alpha / beta / threshold.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .checks import Alpha, Beta, Threshold
+
+JudgmentStatus = Literal["ok", "failed", "not_sent"]
+ParsePath = Literal["structured", "tolerant", "offline", "none"]
+
+
+class JudgeResponse(BaseModel):
+    """The structured answer a VLM judge is asked for (the paper's three fields)."""
+
+    description: str = Field(description="What the visible (unmasked) region of the image shows.")
+    justification: str = Field(
+        description="Why this score: coverage of the predicted object, alignment, distractions, "
+        "and why the model may be looking there."
+    )
+    score: int = Field(ge=0, le=5, description="Attention quality, 0 (scattered/irrelevant) to 5 (fully accurate).")
+
+
+class Judgment(BaseModel):
+    """One judge's verdict on one masked CAM image, successful or not.
+
+    A failed judgment keeps the reason and the raw text; it is never dropped or guessed.
+    """
+
+    judge_id: str
+    prompt_version: str
+    status: JudgmentStatus = "ok"
+    score: float | None = Field(default=None, ge=0, le=5)
+    description: str = ""
+    justification: str = ""
+    error: str | None = None
+    raw: str = ""
+    parse_path: ParsePath = "none"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def sent(self) -> bool:
+        """False when the question never reached the judge (it is asked again on resume)."""
+        return self.status != "not_sent"
+
+    @classmethod
+    def failure(cls, judge_id: str, prompt_version: str, error: str, raw: str = "", **extra: Any) -> "Judgment":
+        return cls(judge_id=judge_id, prompt_version=prompt_version, status="failed", error=error, raw=raw, **extra)
+
+    @classmethod
+    def unsent(cls, judge_id: str, prompt_version: str, reason: str) -> "Judgment":
+        """A question that was never sent (``reason`` says why)."""
+        return cls(judge_id=judge_id, prompt_version=prompt_version, status="not_sent", error=reason)
+
+
+class JudgeSettings(BaseModel):
+    """How a judge was configured (JSON-safe; never a key or a credential)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: str  # the spec string: the judge id
+    prompt_version: str
+    is_vlm: bool = False
+    input_kind: str | None = None  # what a VLM judge is shown: masked | overlay | both
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClassifierInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    fingerprint: str
+    target_layer: str
+    class_names: list[str]
+    spec: str | None = None
+
+
+class DatasetInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    n_samples: int
+    classes: list[str] | None = None
+    spec: str | None = None
+
+
+class RunView(BaseModel):
+    """The run's current view: which judge, alpha, beta and threshold ``run.table`` shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: JudgeSettings
+    alpha: Alpha
+    beta: Beta
+    threshold: Threshold
+
+
+class RunConfig(BaseModel):
+    """What defines a run (fixed once written): the classifier, the dataset and the CAM method.
+
+    Two ``explain`` calls on one run directory must agree on it; the current view
+    (:class:`RunView`) may change.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    classifier: ClassifierInfo
+    dataset: DatasetInfo
+    cam: str
+    cam_options: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    def conflicts(self, other: "RunConfig") -> list[str]:
+        """What differs from ``other`` in the fields two runs of one directory must share."""
+        out = []
+        if self.classifier.fingerprint != other.classifier.fingerprint:
+            out.append(f"classifier {self.classifier.name} ({self.classifier.fingerprint}) vs "
+                       f"{other.classifier.name} ({other.classifier.fingerprint})")
+        if self.cam != other.cam:
+            out.append(f"cam {self.cam!r} vs {other.cam!r}")
+        if self.dataset.name != other.dataset.name:
+            out.append(f"dataset {self.dataset.name!r} vs {other.dataset.name!r}")
+        return out

@@ -1,0 +1,223 @@
+"""Sample, SampleRef and the lazy Dataset sequence every source returns."""
+from __future__ import annotations
+
+import collections.abc
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
+
+import numpy as np
+from PIL import Image
+
+from ..core.checks import check_int
+from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, InputSkipped, Skipped, load_image, load_mask
+
+__all__ = ["Dataset", "Entry", "ListDataset", "Sample", "SampleRef"]
+
+
+@dataclass
+class Sample:
+    """One loaded input: an RGB image with its true label, accepted class indices and optional mask."""
+
+    id: str
+    image: Image.Image
+    label: str = ""
+    targets: tuple[int, ...] = ()
+    mask: np.ndarray | None = None
+    path: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """A sample's metadata without its pixels (cheap: no image decode)."""
+
+    id: str
+    path: str | None
+    label: str
+    targets: tuple[int, ...]
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+class Dataset(collections.abc.Sequence):
+    """A lazily loaded, indexable collection of samples.
+
+    ``data[i]`` decodes one image and raises :class:`InputSkipped` if it is unusable; ``data[a:b]``
+    and :meth:`subset` give lazy views; :meth:`iter_samples` yields ``Sample`` or ``Skipped`` and
+    never raises for a bad input. Subclasses implement ``__len__``, ``_ref`` and ``_load``.
+    """
+
+    def __init__(self, name: str, classes: Sequence[str] | None) -> None:
+        self.name = name
+        self.classes: list[str] | None = None if classes is None else list(classes)
+
+    # -- subclass hooks -------------------------------------------------------------------
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _ref(self, i: int) -> SampleRef:
+        raise NotImplementedError
+
+    def _load(self, i: int) -> Sample:
+        raise NotImplementedError
+
+    def _id(self, i: int) -> str:
+        return self._ref(i).id
+
+    # -- public API -----------------------------------------------------------------------
+    @overload
+    def __getitem__(self, i: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> "Dataset": ...
+
+    def __getitem__(self, i: int | slice) -> "Sample | Dataset":
+        if isinstance(i, slice):
+            return self.subset(range(len(self))[i])
+        return self._load(self._index(i))
+
+    def _index(self, i: Any) -> int:
+        try:
+            i = operator.index(i)
+        except TypeError:
+            raise TypeError(f"dataset index must be an int or a slice, not {type(i).__name__}") from None
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for dataset {self.name!r} of {n} samples")
+        return i + n if i < 0 else i
+
+    @property
+    def ids(self) -> list[str]:
+        """Every sample's id, in order (no image loading)."""
+        return [self._id(i) for i in range(len(self))]
+
+    def ref(self, i: int) -> SampleRef:
+        """Metadata of sample ``i`` (id, path, label, targets, meta) without decoding the image."""
+        return self._ref(self._index(i))
+
+    def iter_samples(self) -> Iterator[Sample | Skipped]:
+        """Yield each ``Sample`` in order, or a ``Skipped`` record for an unusable input."""
+        for i in range(len(self)):
+            try:
+                yield self[i]
+            except InputSkipped as e:
+                yield Skipped(id=e.id or self._id(i), path=e.path, reason=e.reason)
+
+    def subset(self, indices: Iterable[int]) -> "Dataset":
+        """A lazy view of the samples at ``indices`` (in that order; negative indices allowed)."""
+        return _Subset(self, [self._index(i) for i in indices])
+
+    def limit(self, n: int | None) -> "Dataset":
+        """The first ``n`` samples (all of them when ``n`` is None or larger than the dataset)."""
+        if n is None:
+            return self
+        return self.subset(range(min(check_int("limit", n, 0), len(self))))
+
+    def class_name(self, index: int) -> str:
+        """The name of class ``index`` in :attr:`classes`."""
+        if self.classes is None:
+            raise ValueError(f"dataset {self.name!r} has no class list")
+        return self.classes[index]
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        k = "no class list" if self.classes is None else f"{len(self.classes)} classes"
+        return f"<{type(self).__name__} {self.name!r}: {len(self)} samples, {k}>"
+
+
+class _Subset(Dataset):
+    """A lazy view of a parent dataset at given indices."""
+
+    def __init__(self, parent: Dataset, indices: list[int]) -> None:
+        super().__init__(parent.name, parent.classes)
+        self.parent = parent
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _ref(self, i: int) -> SampleRef:
+        return self.parent._ref(self.indices[i])
+
+    def _id(self, i: int) -> str:
+        return self.parent._id(self.indices[i])
+
+    def _load(self, i: int) -> Sample:
+        return self.parent._load(self.indices[i])
+
+    def subset(self, indices: Iterable[int]) -> Dataset:
+        return _Subset(self.parent, [self.indices[self._index(i)] for i in indices])
+
+    def __getattr__(self, name: str) -> Any:
+        # dataset-specific attributes (e.g. ShapesDataset.config) stay reachable through views
+        if name == "parent":
+            raise AttributeError(name)
+        return getattr(self.parent, name)
+
+
+@dataclass
+class Entry:
+    """One item of a :class:`ListDataset`: where its image comes from and what it is.
+
+    ``source`` is a path, bytes, PIL image, numpy array, or a zero-argument callable returning
+    one of those (called at load time). ``mask`` is the same kind of thing, or None.
+    """
+
+    id: str
+    source: Any
+    label: str = ""
+    targets: tuple[int, ...] = ()
+    mask: Any = None
+    path: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+class ListDataset(Dataset):
+    """A dataset over a list of :class:`Entry` records; images are decoded on access."""
+
+    def __init__(
+        self,
+        name: str,
+        classes: Sequence[str] | None,
+        entries: Sequence[Entry],
+        *,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        min_side: int = DEFAULT_MIN_SIDE,
+    ) -> None:
+        super().__init__(name, classes)
+        seen: dict[str, int] = {}
+        for k, e in enumerate(entries):
+            if e.id in seen:
+                raise ValueError(f"duplicate sample id {e.id!r} (items {seen[e.id]} and {k})")
+            seen[e.id] = k
+        self.entries = list(entries)
+        self.max_pixels = max_pixels
+        self.min_side = min_side
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _id(self, i: int) -> str:
+        return self.entries[i].id
+
+    def _ref(self, i: int) -> SampleRef:
+        e = self.entries[i]
+        return SampleRef(id=e.id, path=e.path, label=e.label, targets=e.targets, meta=dict(e.meta))
+
+    def _load(self, i: int) -> Sample:
+        e = self.entries[i]
+        try:
+            source = e.source() if callable(e.source) else e.source
+            image = load_image(source, max_pixels=self.max_pixels, min_side=self.min_side)
+            mask = None
+            if e.mask is not None:
+                mask_source: Callable[[], Any] | Any = e.mask
+                mask = load_mask(mask_source() if callable(mask_source) else mask_source, size=image.size)
+        except InputSkipped as err:
+            raise err.with_context(e.id, e.path) from None
+        return Sample(
+            id=e.id, image=image, label=e.label, targets=e.targets, mask=mask, path=e.path, meta=dict(e.meta)
+        )

@@ -1,0 +1,271 @@
+"""Shared machinery of the VLM judges: options, the concurrent judging loop, retries, and turning
+a provider's reply into a :class:`~vlmxplain.judges.base.Judgment`.
+
+Backends (:mod:`.openai_backend`, :mod:`.gemini_backend`) only build a client and implement
+:meth:`VLMJudge._send` (one request → :class:`Reply`, or :class:`CallError` for a transport/HTTP
+problem). Everything else — bounded concurrency, rate limits, backoff, failure reasons, token
+accounting, secrets hygiene — lives here, identical for every provider.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Iterator, Sequence
+
+from pydantic import ValidationError
+
+from ...core.records import JudgeResponse, JudgeSettings, Judgment
+from ...core.specs import JudgeSpec
+from ...masks.images import png_bytes
+from ...masks.judge_input import JudgeInput, judge_view, judge_view_png
+from ..base import Judge, content_key
+from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, image_tokens, lookup_price, text_tokens
+from .keys import Redactor, Secret
+from .limits import RateLimiter, RetryPolicy
+from .options import VLMOptions
+from .parsing import ParseFailure, parse_judge_text
+from .prompts import PromptTemplate
+
+log = logging.getLogger("vlmxplain.judges.vlm")
+
+_RAW_LIMIT = 20_000
+
+
+@dataclass
+class Reply:
+    """One provider reply, normalised. ``finish`` is ``stop``, ``length``, ``refusal``, ``blocked`` or ``empty``."""
+
+    text: str | None
+    parsed: JudgeResponse | None = None  # set when the SDK itself validated the schema
+    finish: str = "stop"
+    detail: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    body: str = ""  # raw response body, kept when there is no text
+
+
+class CallError(Exception):
+    """A request that did not produce a reply (HTTP error, timeout, connection, bad body)."""
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None, retryable: bool = False,
+                 fatal: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.status = kind, message, status
+        self.retryable, self.fatal, self.retry_after = retryable, fatal, retry_after
+
+    def reason(self) -> str:
+        status = f" (HTTP {self.status})" if self.status else ""
+        return f"{self.kind}{status}: {self.message}"
+
+
+class VLMJudge(Judge):
+    """Base of the VLM judges: ``judge_many`` runs requests concurrently and yields as they finish.
+
+    ``id`` is the spec string; ``prompt_version`` is the template's hashed version plus every
+    option that changes the question (input kind, image size, detail, temperature), so the
+    content-addressed cache key changes when any of them does.
+    """
+
+    is_vlm = True
+    provider: str = ""
+    allowed_details: tuple[str | None, ...] = ("low", "high", "auto")
+
+    def __init__(self, spec: JudgeSpec | str, *, api_key: str | None = None, **options: Any) -> None:
+        spec = JudgeSpec.parse(spec)
+        self.spec = spec
+        self.id = str(spec)
+        self.model = spec.model
+        try:
+            self.options = VLMOptions(**options)
+        except ValidationError as exc:
+            raise ValueError(f"judge {self.id!r}: invalid option(s):\n{exc}") from None
+        self.detail = self.options.resolved_detail(self.provider)
+        if self.detail not in self.allowed_details:
+            raise ValueError(f"judge {self.id!r}: detail={self.options.detail!r} is not supported; "
+                             f"use one of {[d for d in self.allowed_details if d]}")
+        self.template: PromptTemplate = self.options.template  # type: ignore[assignment]
+        o = self.options
+        self.prompt_version = (f"{self.template.version}|input={o.input_kind}|size={o.image_size}"
+                               f"|detail={self.detail or 'default'}|temperature={o.temperature}")
+        self.policy = RetryPolicy(max_attempts=o.max_retries + 1, base_delay=o.backoff_base, max_delay=o.backoff_max)
+        self.limiter = RateLimiter(o.rpm, o.tpm)
+        self._key: Secret = self._resolve_key(api_key)  # missing key: clear error, before any work
+        self._redact = Redactor(self._key)
+        self._client = self._make_client(self._key)
+        self.price: ModelPrice | None = lookup_price(self.model)
+
+    # -- backend hooks -------------------------------------------------------------------
+    def _resolve_key(self, explicit: str | None) -> Secret:
+        raise NotImplementedError
+
+    def _make_client(self, key: Secret) -> Any:
+        raise NotImplementedError
+
+    def _send(self, png: bytes, prompt: str) -> Reply:
+        """One request. Returns a :class:`Reply` or raises :class:`CallError`."""
+        raise NotImplementedError
+
+    # -- what the judge is shown -----------------------------------------------------------
+    def view(self, item: JudgeInput):
+        """The PIL image sent for ``item`` (see :func:`~.views.judge_view`)."""
+        return judge_view(item, self.options.input_kind, self.options.image_size)
+
+    def view_bytes(self, item: JudgeInput) -> bytes:
+        """Exactly the PNG bytes sent for ``item``."""
+        return judge_view_png(item, self.options.input_kind, self.options.image_size)
+
+    def render_prompt(self, item: JudgeInput) -> str:
+        """Exactly the user text sent for ``item``."""
+        return self.template.render(item, self.options.input_kind)
+
+    def cache_key(self, item: JudgeInput) -> str:
+        # The rendered prompt names the predicted class: the same image asked about another
+        # class is another question.
+        return content_key(self.id, self.prompt_version, self.render_prompt(item), self.view_bytes(item))
+
+    def estimated_tokens(self, prompt: str, width: int, height: int) -> int:
+        price = self.price or ModelPrice(input_per_mtok=0, output_per_mtok=0)
+        out = self.options.max_output_tokens or DEFAULT_OUTPUT_TOKENS
+        return image_tokens(price, width, height, self.detail) + text_tokens(self.template.system + prompt) + out
+
+    def settings(self) -> JudgeSettings:
+        """How this judge is configured, for the run record (no key; URLs never carry credentials)."""
+        opts = self.options.model_dump(exclude={"template"})
+        opts.update(provider=self.provider, model=self.model, template=self.template.name,
+                    template_version=self.template.version, detail=self.detail, key_source=self._key.source)
+        return JudgeSettings(judge=self.id, prompt_version=self.prompt_version, is_vlm=True,
+                             input_kind=self.options.input_kind, options=opts)
+
+    # -- judging -----------------------------------------------------------------------------
+    def judge_many(self, items: Sequence[JudgeInput]) -> Iterator[tuple[int, Judgment]]:
+        """Judge ``items`` concurrently (at most ``concurrency`` requests in flight); yield
+        ``(index, Judgment)`` as each finishes — one per item, failures included, never raising
+        for a single item. Closing the iterator early cancels what has not started."""
+        n = len(items)
+        if n == 0:
+            return
+        stop = threading.Event()
+        fatal: list[CallError] = []
+        workers = min(self.options.concurrency, n)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlmx-judge")
+        # Requests are prepared (resize + PNG encode, GIL released) ahead of the workers, so a
+        # worker whose reply arrives sends its next request at once instead of encoding first.
+        prep = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="vlmx-prep")
+        pending: dict[Future, int] = {}
+        next_index = 0
+
+        def submit_more() -> None:
+            nonlocal next_index
+            while next_index < n and len(pending) < 2 * workers:
+                prepared = prep.submit(self._prepare, items[next_index])
+                pending[pool.submit(self._judge_safe, next_index, prepared, stop, fatal)] = next_index
+                next_index += 1
+
+        try:
+            submit_more()
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    index = pending.pop(fut)
+                    yield index, fut.result()
+                submit_more()
+        finally:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            prep.shutdown(wait=False, cancel_futures=True)
+
+    def _prepare(self, item: JudgeInput) -> tuple[bytes, str, int]:
+        """(PNG bytes, user prompt, token estimate) of one request."""
+        image = self.view(item)
+        prompt = self.render_prompt(item)
+        return png_bytes(image), prompt, self.estimated_tokens(prompt, *image.size)
+
+    def _judge_safe(self, index: int, prepared: Future, stop: threading.Event, fatal: list) -> Judgment:
+        try:
+            return self._judge_one(index, prepared, stop, fatal)
+        except Exception as exc:  # never raise for one item
+            log.warning("%s: item %d: unexpected %s", self.id, index, type(exc).__name__)
+            return self._failure(f"internal error: {type(exc).__name__}: {self._redact(exc)}")
+
+    def _unsent(self, reason: str) -> Judgment:
+        """A question never sent (stopped, or an earlier fatal reply): asked again on resume."""
+        return Judgment.unsent(self.id, self.prompt_version, self._redact(reason)[:2000])
+
+    def _failure(self, reason: str, raw: str = "", **extra: Any) -> Judgment:
+        return Judgment.failure(self.id, self.prompt_version, self._redact(reason)[:2000],
+                                raw=self._redact(raw)[:_RAW_LIMIT], **extra)
+
+    def _judge_one(self, index: int, prepared: Future, stop: threading.Event, fatal: list) -> Judgment:
+        try:
+            png, prompt, estimate = prepared.result()
+        except CancelledError:
+            return self._unsent("judging was stopped")
+        except Exception as exc:
+            return self._failure(f"bad input: {type(exc).__name__}: {exc}")
+        attempt = 0
+        while True:
+            if fatal:
+                return self._unsent(f"an earlier request failed with {fatal[0].reason()}")
+            if stop.is_set():
+                return self._unsent("judging was stopped")
+            if not self.limiter.acquire(estimate, stop):
+                return self._unsent("judging was stopped")
+            attempt += 1
+            start = time.monotonic()
+            try:
+                reply = self._send(png, prompt)
+            except CallError as err:
+                if err.fatal:
+                    fatal.append(err)
+                if err.retry_after is not None:
+                    self.limiter.pause(err.retry_after)
+                if err.retryable and attempt < self.policy.max_attempts and not stop.is_set():
+                    delay = self.policy.delay(attempt, err.retry_after)
+                    log.info("%s: item %d: %s; retry %d/%d in %.2fs", self.id, index, self._redact(err.reason()),
+                             attempt, self.policy.max_attempts - 1, delay)
+                    if stop.wait(delay):
+                        return self._unsent(f"judging was stopped after {err.reason()}")
+                    continue
+                return self._failure(f"{err.reason()} (after {attempt} attempt{'s' if attempt > 1 else ''})",
+                                     latency_s=time.monotonic() - start)
+            latency = time.monotonic() - start
+            self.limiter.settle(estimate, reply.input_tokens + reply.output_tokens)
+            return self._interpret(reply, latency)
+
+    def _interpret(self, reply: Reply, latency: float) -> Judgment:
+        usage = dict(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_s=latency)
+        raw = reply.text if reply.text else (reply.detail or reply.body)
+        if reply.finish == "refusal":
+            return self._failure(f"refused: {reply.detail or 'the model declined'}", raw, **usage)
+        if reply.finish == "blocked":
+            return self._failure(f"blocked: {reply.detail}", raw, **usage)
+        if reply.finish == "length":
+            return self._failure(f"truncated: the answer hit the output token limit ({reply.detail})", raw, **usage)
+        if reply.finish == "empty" or (reply.parsed is None and not (reply.text or "").strip()):
+            return self._failure(f"empty response: {reply.detail or 'no text'}", raw, **usage)
+        if reply.parsed is not None:
+            parsed, path = reply.parsed, "structured"
+        else:
+            try:
+                parsed, path = parse_judge_text(reply.text)
+            except ParseFailure as exc:
+                return self._failure(str(exc), raw, **usage)
+        return Judgment(judge_id=self.id, prompt_version=self.prompt_version, status="ok", score=float(parsed.score),
+                        description=parsed.description, justification=parsed.justification,
+                        raw=self._redact(reply.text or parsed.model_dump_json())[:_RAW_LIMIT],
+                        parse_path=path, **usage)
+
+    def close(self) -> None:
+        close = getattr(self._client, "close", None)
+        if callable(close):
+            close()
+
+    def __repr__(self) -> str:
+        o = self.options
+        return (f"{type(self).__name__}(id={self.id!r}, prompt_version={self.prompt_version!r}, "
+                f"concurrency={o.concurrency}, key={self._key!r})")

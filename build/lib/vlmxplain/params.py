@@ -1,0 +1,103 @@
+"""Parameters of the bundled notebooks and the CLI: one pydantic model per notebook.
+
+Each notebook validates its parameters in its first code cell with its model
+(``PipelineParams.from_namespace(globals())``), so a bad value fails before any work with a
+message naming the parameter; the notebooks' ``parameters`` cells are written from these
+models' defaults (``tools/notebooks.py``), and :data:`NOTEBOOK_PARAMS` lets the CLI check
+values before a kernel starts.
+"""
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .cams.methods import CamField
+from .core.checks import Alpha, Beta, PositiveInt, Threshold
+from .core.defaults import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
+from .core.params import DirPath, ParamsModel
+from .datasets.open import DataField, open_dataset
+from .experiments.annotators import AgreementParams
+from .experiments.bias import BiasParams
+from .experiments.sweep import SweepParams
+from .judges.registry import JudgeField
+from .masks.judge_input import InputKind
+from .models.resolve import ClassifierField, resolve_classifier
+
+__all__ = ["AgreementNotebookParams", "NOTEBOOK_PARAMS", "PipelineParams", "QuickstartParams", "RunParams",
+           "SweepNotebookParams", "load_data", "resolve_classifier"]
+
+load_data = open_dataset
+
+
+class RunParams(ParamsModel):
+    """What every notebook that runs :func:`~vlmxplain.explain` takes."""
+
+    data: DataField = Field("gallery", description="gallery, shapes (options: see README), a class-folder path, or a CSV list")
+    classifier: ClassifierField = Field("auto", description="auto, efficientnet_lite0, shortcut:RATE, a timm name, "
+                                        "or a ShapesNet checkpoint (.pt)")
+    cam: CamField = Field(DEFAULT_CAM, description="gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, "
+                          "scorecam, ablationcam")
+    alpha: Alpha = Field(DEFAULT_ALPHA, description="sigmoid steepness (paper: 25)")
+    beta: Beta = Field(DEFAULT_BETA, description="sigmoid midpoint on the normalised CAM (paper: 0.4-0.7, best 0.6)")
+    judge: JudgeField = Field(DEFAULT_JUDGE, description="offline:faithfulness, offline:groundtruth, "
+                              "openai:MODEL, gemini:MODEL, openai-compatible:MODEL@URL")
+    threshold: Threshold = Field(DEFAULT_THRESHOLD, description="a score at or above it counts as High")
+    limit: PositiveInt | None = Field(None, description="only the first N samples")
+    run_dir: DirPath = Field("runs/pipeline", description="the resumable run store goes here")
+    figures_dir: DirPath = Field("figures", description="figures are written here")
+
+    def judge_options(self) -> dict:
+        """Options for the judge: what a VLM judge is shown (offline judges take none)."""
+        kind = getattr(self, "input_kind", None)
+        return {} if self.judge.is_offline or kind is None else {"input_kind": kind}
+
+
+class PipelineParams(RunParams):
+    """The ``pipeline`` notebook: data → classifier → CAM → judge → quadrant matrix and figures."""
+
+    input_kind: InputKind = Field("masked", description="what a VLM judge is shown: masked, overlay or both")
+
+
+class QuickstartParams(RunParams):
+    """The ``quickstart`` notebook."""
+
+    run_dir: DirPath = Field("runs/quickstart", description="the resumable run store goes here")
+
+
+class SweepNotebookParams(SweepParams, RunParams):
+    """The ``sweep`` notebook: a run, then the alpha × beta grid against a reference."""
+
+    data: DataField = Field("shapes:n=60,seed=5000,shortcut_on=all", description="any data source (see pipeline)")
+    classifier: ClassifierField = Field("shortcut:0.75", description="shortcut:RATE is the bias experiment's "
+                                        "model, or auto, or a model name")
+    judge: JudgeField = Field("offline:groundtruth", description="the judge being tuned")
+    run_dir: DirPath = Field("runs/sweep", description="the resumable run store goes here")
+
+
+class AgreementNotebookParams(AgreementParams, RunParams):
+    """The ``agreement`` notebook: a judge against (human or simulated) annotators. ``data=None``
+    analyses the run already in ``run_dir``."""
+
+    data: DataField | None = Field("shapes:n=60,seed=5000,shortcut_on=all",
+                                   description="None analyses the run already in run_dir")
+    classifier: ClassifierField = Field("shortcut:0.75", description="the model whose attention is judged")
+    judge: JudgeField = Field(DEFAULT_JUDGE, description="the judge under test")
+    run_dir: DirPath = Field("runs/agreement", description="the resumable run store goes here")
+
+    @model_validator(mode="after")
+    def _existing_run(self) -> "AgreementNotebookParams":
+        if self.data is None:
+            from .store import open_run
+
+            try:
+                open_run(self.run_dir)  # fails now, naming run_dir, when there is no run there
+            except FileNotFoundError as err:
+                raise ValueError(str(err)) from None
+        return self
+
+
+#: Each bundled notebook's parameter model.
+NOTEBOOK_PARAMS: dict[str, type[ParamsModel]] = {
+    "pipeline": PipelineParams, "quickstart": QuickstartParams, "shortcut_bias": BiasParams,
+    "sweep": SweepNotebookParams, "agreement": AgreementNotebookParams,
+}
+

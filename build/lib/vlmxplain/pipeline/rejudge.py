@@ -1,0 +1,76 @@
+"""rejudge(): judge a run again at another alpha/beta or with another judge, from its store."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..core.checks import validate_mask_params, validate_threshold
+from ..core.records import RunView
+from ..judges import Judge, NeedsClassifier, make_judge
+from ..models import Classifier, resolve_classifier
+from ..store import JudgmentCache, Run
+from .explain import ExplainSummary, _judge_items, _judging
+
+
+def rejudge(
+    run: Run,
+    *,
+    judge: str | Judge | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+    threshold: float | None = None,
+    judge_options: dict | None = None,
+    classifier: Classifier | None = None,
+    cache: JudgmentCache | str | Path | bool = True,
+    progress: bool = True,
+    make_current: bool = True,
+) -> Run:
+    """Judge an existing run again at another alpha/beta and/or with another judge, from the
+    stored CAMs and images alone (no dataset, no CAM recomputation); returns the run.
+
+    Already judged samples are skipped, so it resumes too. With ``make_current`` (default) the
+    new judge/alpha/beta becomes the run's current view (``run.table``, ``run.quadrants()``), as
+    with ``explain``. A judge that needs the classifier (``offline:faithfulness``) gets
+    ``classifier``, or the run's own classifier rebuilt from its recorded spec.
+    """
+    t0 = time.perf_counter()
+    view = run.view
+    a, b = validate_mask_params(view.alpha if alpha is None else alpha, view.beta if beta is None else beta)
+    cut = validate_threshold(view.threshold if threshold is None else threshold)
+    spec = judge or view.judge.judge
+    if classifier is not None and classifier.fingerprint != run.config.classifier.fingerprint:
+        raise ValueError("classifier: not the classifier this run was computed with (fingerprints differ)")
+    try:
+        the_judge = make_judge(spec, classifier=classifier, **(judge_options or {}))
+    except NeedsClassifier:
+        the_judge = make_judge(spec, classifier=reload_classifier(run), **(judge_options or {}))
+    store = run.store
+    store.record_judge(the_judge.settings())
+    ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b))
+    summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
+    bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
+               unit="img", disable=not progress)
+    with _judging(the_judge, cache) as judgment_cache, bar:
+        for start in range(0, len(ids), 32):
+            items = [run.judge_input(i, a, b) for i in ids[start : start + 32]]
+            _judge_items(the_judge, items, store, judgment_cache, a, b, summary, bar)
+    summary.seconds = time.perf_counter() - t0
+    if make_current:
+        store.set_view(RunView(judge=the_judge.settings(), alpha=a, beta=b, threshold=cut))
+    run.last_summary = summary
+    return run
+
+
+def reload_classifier(run: Run) -> Classifier:
+    """The run's classifier, rebuilt from the specs in its record (checked by fingerprint)."""
+    info, data = run.config.classifier, run.config.dataset
+    if info.spec is None:
+        raise ValueError(f"classifier: {run.run_dir} does not record how its classifier was built; "
+                         "pass classifier= (the model the run was computed with)")
+    clf = resolve_classifier(info.spec, data.spec, progress=False)
+    if clf.fingerprint != info.fingerprint:
+        raise ValueError(f"classifier: {info.spec!r} no longer builds the model this run used (fingerprints "
+                         "differ); pass classifier=")
+    return clf

@@ -1,0 +1,42 @@
+"""Upgrade a run store written by an older vlmxplain in place (results are never dropped)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from ..core.defaults import DEFAULT_THRESHOLD
+from ..core.records import ClassifierInfo, DatasetInfo, JudgeSettings, RunConfig, RunView
+
+_V1_KEYS = ("classifier", "classifier_fingerprint", "class_names", "target_layer", "cam", "dataset", "n_samples",
+            "alpha", "beta", "judge", "prompt_version", "judge_is_vlm", "threshold", "vlmxplain_version")
+
+
+def migrate(c: sqlite3.Connection, path: Path, version: int) -> None:
+    """Schema 1 → 2 in one transaction: the loose key/value configuration becomes the typed run
+    record, and never-sent judgments (an error message prefix in 1) get the ``not_sent`` status."""
+    if version != 1:
+        raise ValueError(f"run_dir: {path}: unknown run store schema version {version!r}")
+    rows = dict(c.execute("SELECT key, value FROM config").fetchall())
+    old = {k: json.loads(rows[k]) if k in rows else None for k in _V1_KEYS}
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        if old["classifier_fingerprint"] is not None:
+            config = RunConfig(
+                classifier=ClassifierInfo(name=old["classifier"], fingerprint=old["classifier_fingerprint"],
+                                          target_layer=old["target_layer"] or "", class_names=old["class_names"] or []),
+                dataset=DatasetInfo(name=old["dataset"], n_samples=int(old["n_samples"] or 0)),
+                cam=old["cam"], versions={"vlmxplain": str(old["vlmxplain_version"])},
+            )
+            view = RunView(judge=JudgeSettings(judge=old["judge"], prompt_version=old["prompt_version"],
+                                               is_vlm=bool(old["judge_is_vlm"])),
+                           alpha=old["alpha"], beta=old["beta"], threshold=old["threshold"] or DEFAULT_THRESHOLD)
+            c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('run', ?)", (config.model_dump_json(),))
+            c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('view', ?)", (view.model_dump_json(),))
+        c.executemany("DELETE FROM config WHERE key = ?", [(k,) for k in _V1_KEYS])
+        c.execute("UPDATE judgments SET status = 'not_sent' WHERE status = 'failed' AND error LIKE 'not sent:%'")
+        c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(2),))
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")

@@ -1,0 +1,200 @@
+"""A finished or interrupted run, read back from its run directory.
+
+``Run`` is a read-mostly view over the :class:`~vlmxplain.store.RunStore`: the per-sample
+table, quadrants at any threshold, skipped inputs, and everything a panel or figure needs for
+one sample (image, raw CAM → mask/overlay for any alpha/beta), without the dataset or the
+classifier.
+"""
+from __future__ import annotations
+
+import io
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ..core.checks import validate_mask_params
+from ..core.quadrants import QuadrantSummary, quadrant_column, quadrant_summary
+from ..core.records import RunConfig, RunView
+from ..masks.judge_input import JudgeInput, make_judge_input
+from .run_store import RunStore
+
+TABLE_COLUMNS = [
+    "idx", "id", "path", "label", "targets", "target_names", "prediction", "predicted_name", "confidence",
+    "correct", "score", "judge_status", "quadrant", "judge", "description", "justification", "error",
+    "parse_path", "input_tokens", "output_tokens", "latency_s", "cached",
+]
+
+
+class Run:
+    """Results of one run directory. Open one with :func:`open_run`."""
+
+    def __init__(self, run_dir: str | Path, store: RunStore | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.store = store if store is not None else RunStore.open_existing(run_dir)
+        self.last_summary = None
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def config(self) -> RunConfig:
+        """What defines the run: classifier, dataset, CAM method, library versions (typed)."""
+        config = self.store.run_config
+        if config is None:
+            raise ValueError(f"run_dir: {self.run_dir} holds no finished set-up (explain() never got going)")
+        return config
+
+    @property
+    def view(self) -> RunView:
+        """The current judge, alpha, beta and threshold (what :attr:`table` shows)."""
+        view = self.store.view
+        if view is None:
+            raise ValueError(f"run_dir: {self.run_dir} holds no finished set-up (explain() never got going)")
+        return view
+
+    @cached_property
+    def class_names(self) -> list[str]:
+        """The classifier's class names (fixed for a run: a run has one classifier)."""
+        return list(self.config.classifier.class_names)
+
+    @property
+    def cam_method(self) -> str:
+        return self.config.cam
+
+    @property
+    def judge(self) -> str:
+        """The current judge's spec."""
+        return self.view.judge.judge
+
+    @property
+    def alpha(self) -> float:
+        return self.view.alpha
+
+    @property
+    def beta(self) -> float:
+        return self.view.beta
+
+    @property
+    def threshold(self) -> float:
+        return self.view.threshold
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per sample for the run's current judge, alpha and beta."""
+        return self.table_for()
+
+    def table_for(
+        self, judge: str | None = None, alpha: float | None = None, beta: float | None = None,
+        prompt_version: str | None = None, threshold: float | None = None,
+    ) -> pd.DataFrame:
+        """The per-sample table for another judge / alpha / beta judged on this run."""
+        view = self.view
+        judge = str(judge) if judge else view.judge.judge
+        if prompt_version is None and judge == view.judge.judge:
+            prompt_version = view.judge.prompt_version
+        alpha = view.alpha if alpha is None else alpha
+        beta = view.beta if beta is None else beta
+        names = self.class_names
+        samples = self.store.samples().drop(columns=["meta"])
+        cams = self.store.cams()[["id", "prediction", "confidence"]]
+        judgments = self.store.judgments(judge, prompt_version, alpha, beta)
+        judgments = judgments.drop_duplicates("id", keep="last")
+        keep = ["id", "score", "judge_status", "judge", "description", "justification", "error", "parse_path",
+                "input_tokens", "output_tokens", "latency_s", "cached"]
+        df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how="left")
+        skipped = self.store.skipped_ids()
+        status = df["judge_status"].fillna("pending").replace({"not_sent": "pending"}).astype(object)
+        df["judge_status"] = status.mask(df["id"].isin(skipped), "skipped")
+        df["prediction"] = df["prediction"].astype("Int64")
+        df["predicted_name"] = [names[int(p)] if pd.notna(p) and names else None for p in df["prediction"]]
+        df["target_names"] = [[names[t] for t in ts] if names else [] for ts in df["targets"]]
+        df["correct"] = pd.Series(
+            [None if (pd.isna(p) or not ts) else int(p) in ts for p, ts in zip(df["prediction"], df["targets"])],
+            index=df.index, dtype=object,
+        )
+        df["score"] = pd.to_numeric(df["score"], errors="coerce")
+        df["cached"] = df["cached"].fillna(0).astype(bool)
+        df["quadrant"] = quadrant_column(df, self.threshold if threshold is None else threshold)
+        return df[TABLE_COLUMNS].set_index("id", drop=False).rename_axis(None)
+
+    def quadrants(self, threshold: float | None = None, by: str = "label", **table_filters) -> QuadrantSummary:
+        """Quadrant counts and shares, overall and per class (threshold adjustable after the fact)."""
+        return quadrant_summary(self.table_for(**table_filters), self.threshold if threshold is None else threshold, by)
+
+    @property
+    def skipped(self) -> pd.DataFrame:
+        """Inputs that could not be used, with the reason."""
+        return self.store.skipped()
+
+    def judgments(self) -> pd.DataFrame:
+        """Every judgment in the run (all judges, alphas and betas)."""
+        return self.store.judgments()
+
+    def acceptance_rate(self) -> float | None:
+        """Share of judged samples with a valid judgment (None before any judgment)."""
+        status = self.table["judge_status"]
+        judged = status.isin(["ok", "failed"])
+        return float((status[judged] == "ok").mean()) if judged.any() else None
+
+    def usage(self) -> dict[str, int]:
+        """Requests and tokens this run paid for with the current judge (cache hits cost nothing)."""
+        t = self.table
+        paid = t[~t["cached"] & t["judge_status"].isin(["ok", "failed"])]
+        return {"requests": len(paid), "input_tokens": int(paid["input_tokens"].fillna(0).sum()),
+                "output_tokens": int(paid["output_tokens"].fillna(0).sum())}
+
+    def cost(self, prices: dict | None = None):
+        """:class:`~vlmxplain.judges.vlm.CostEstimate` of :meth:`usage` in USD (``prices`` overrides the table)."""
+        from ..judges.vlm.cost import usage_cost
+
+        u = self.usage()
+        return usage_cost(self.judge, u["requests"], u["input_tokens"], u["output_tokens"], prices=prices)
+
+    # ------------------------------------------------------------------ one sample
+    def _preview(self, sample_id: str) -> tuple[Image.Image, np.ndarray | None]:
+        found = self.store.get_preview(sample_id)
+        if found is None:
+            raise KeyError(f"sample {sample_id!r} has no stored image in {self.run_dir} (skipped or pending?)")
+        return Image.open(io.BytesIO(found[0])).convert("RGB"), found[1]
+
+    def image(self, sample_id: str) -> Image.Image:
+        """The stored working copy of the sample's image (what the judge saw, unmasked)."""
+        return self._preview(sample_id)[0]
+
+    def object_mask(self, sample_id: str) -> np.ndarray | None:
+        found = self.store.get_preview(sample_id)
+        return None if found is None else found[1]
+
+    def cam(self, sample_id: str) -> dict:
+        """Raw CAM record: map (h×w), prediction, confidence, top classes."""
+        cam = self.store.get_cam(sample_id)
+        if cam is None:
+            raise KeyError(f"sample {sample_id!r} has no CAM in {self.run_dir}")
+        return cam
+
+    def judge_input(self, sample_id: str, alpha: float | None = None, beta: float | None = None) -> JudgeInput:
+        """What a judge sees for this sample at any alpha/beta, derived from the stored CAM."""
+        a, b = validate_mask_params(self.alpha if alpha is None else alpha, self.beta if beta is None else beta)
+        sample = self.store.get_sample(sample_id)
+        if sample is None:
+            raise KeyError(f"no sample {sample_id!r} in {self.run_dir}")
+        image, object_mask = self._preview(sample_id)
+        return make_judge_input(sample_id, image, self.cam(sample_id), a, b, self.class_names,
+                                label=sample["label"], object_mask=object_mask)
+
+    def __len__(self) -> int:
+        return self.store.sample_count()
+
+    def __repr__(self) -> str:
+        cfg, view = self.store.run_config, self.store.view
+        if cfg is None or view is None:
+            return f"Run({str(self.run_dir)!r}, samples={len(self)}, not set up)"
+        return (f"Run({str(self.run_dir)!r}, samples={len(self)}, classifier={cfg.classifier.name!r}, "
+                f"cam={cfg.cam!r}, judge={view.judge.judge!r}, alpha={view.alpha:g}, beta={view.beta:g})")
+
+
+def open_run(run_dir: str | Path) -> Run:
+    """Reopen a finished or interrupted run."""
+    return Run(run_dir)

@@ -1,0 +1,345 @@
+"""The run store: one SQLite file per run directory.
+
+Every result is committed the moment it exists (WAL mode, one short transaction each), so a
+run killed at any moment resumes where it stopped and loses nothing. Raw CAMs are stored at
+the target layer's resolution as float16; masks for any alpha/beta are derived from them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..core.records import JudgeSettings, Judgment, RunConfig, RunView
+from .migrate import migrate
+
+RUN_FILE = "run.sqlite"
+#: 2: typed run record (``run`` / ``view`` config rows, ``judges`` table), ``not_sent`` status.
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS judges (
+    judge_id TEXT NOT NULL, prompt_version TEXT NOT NULL, settings TEXT NOT NULL,
+    PRIMARY KEY (judge_id, prompt_version)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT, label TEXT NOT NULL DEFAULT '',
+    targets TEXT NOT NULL DEFAULT '[]', meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS cams (
+    sample_id TEXT PRIMARY KEY, method TEXT NOT NULL, prediction INTEGER NOT NULL, confidence REAL NOT NULL,
+    target INTEGER NOT NULL, top_classes TEXT NOT NULL, top_probs TEXT NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL, map_h INTEGER NOT NULL, map_w INTEGER NOT NULL,
+    map BLOB NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS judgments (
+    sample_id TEXT NOT NULL, judge_id TEXT NOT NULL, prompt_version TEXT NOT NULL,
+    alpha REAL NOT NULL, beta REAL NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL,
+    score REAL, description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT,
+    input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta)
+);
+CREATE TABLE IF NOT EXISTS previews (
+    sample_id TEXT PRIMARY KEY, image BLOB NOT NULL, object_mask BLOB, mask_h INTEGER, mask_w INTEGER
+);
+CREATE TABLE IF NOT EXISTS skipped (sample_id TEXT PRIMARY KEY, path TEXT, reason TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS annotations (
+    sample_id TEXT NOT NULL, annotator TEXT NOT NULL, score REAL, accept INTEGER, note TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL, PRIMARY KEY (sample_id, annotator)
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class RunStore:
+    """All results of one run directory, in ``<run_dir>/run.sqlite``."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / RUN_FILE
+        self._conn = connect(self.path)
+        self._conn.executescript(_SCHEMA)
+        version = self.get_config("schema_version")
+        if version is None:
+            self.set_config(schema_version=SCHEMA_VERSION)
+        elif version < SCHEMA_VERSION:
+            migrate(self._conn, self.path, version)
+
+    @classmethod
+    def open_existing(cls, run_dir: str | os.PathLike) -> "RunStore":
+        path = Path(run_dir) / RUN_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"run_dir: no run at {run_dir} (missing {RUN_FILE})")
+        return cls(run_dir)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ config
+    def set_config(self, **values: Any) -> None:
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO config(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
+
+    def get_config(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def init_run(self, config: RunConfig, view: RunView) -> None:
+        """Record what defines the run and its current view, in one transaction: a directory
+        that holds another run (other classifier, CAM method or dataset) is refused, never mixed."""
+        with self._tx() as c:
+            row = c.execute("SELECT value FROM config WHERE key = 'run'").fetchone()
+            if row is not None:
+                conflicts = RunConfig.model_validate(json.loads(row[0])).conflicts(config)
+                if conflicts:
+                    raise ValueError(
+                        f"run_dir: {self.run_dir} holds another run ({'; '.join(conflicts)}); use a new run_dir "
+                        "(CAMs of one run must come from one classifier, method and dataset)")
+            else:
+                c.execute("INSERT INTO config(key, value) VALUES ('run', ?)", (config.model_dump_json(),))
+            self._write_view(c, view)
+
+    def set_view(self, view: RunView) -> None:
+        """Make ``view`` (judge, alpha, beta, threshold) the run's current one."""
+        with self._tx() as c:
+            self._write_view(c, view)
+
+    @staticmethod
+    def _write_view(c: sqlite3.Connection, view: RunView) -> None:
+        c.execute("INSERT INTO config(key, value) VALUES ('view', ?) ON CONFLICT(key) DO UPDATE SET value = "
+                  "excluded.value", (view.model_dump_json(),))
+        c.execute("INSERT OR REPLACE INTO judges(judge_id, prompt_version, settings) VALUES (?, ?, ?)",
+                  (view.judge.judge, view.judge.prompt_version, view.judge.model_dump_json()))
+
+    def record_judge(self, settings: JudgeSettings) -> None:
+        """Remember how a judge was configured (every judge that judged this run has a row)."""
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO judges(judge_id, prompt_version, settings) VALUES (?, ?, ?)",
+                      (settings.judge, settings.prompt_version, settings.model_dump_json()))
+
+    @property
+    def run_config(self) -> RunConfig | None:
+        """What defines the run (None before the first ``explain`` wrote it)."""
+        raw = self.get_config("run")
+        return None if raw is None else RunConfig.model_validate(raw)
+
+    @property
+    def view(self) -> RunView | None:
+        raw = self.get_config("view")
+        return None if raw is None else RunView.model_validate(raw)
+
+    def judge_settings(self) -> list[JudgeSettings]:
+        """Every judge configuration recorded in this run."""
+        return [JudgeSettings.model_validate_json(r[0])
+                for r in self._conn.execute("SELECT settings FROM judges ORDER BY judge_id, prompt_version")]
+
+    # ------------------------------------------------------------------ samples
+    def add_samples(self, rows: Iterable[dict]) -> None:
+        """Register samples (idx, id, path, label, targets, meta); existing ids are kept as they are."""
+        with self._tx() as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO samples(idx, id, path, label, targets, meta) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (r["idx"], r["id"], r.get("path"), r.get("label", ""), json.dumps(list(r.get("targets", ()))),
+                     json.dumps(r.get("meta", {}), default=str))
+                    for r in rows
+                ],
+            )
+
+    def get_sample(self, sample_id: str) -> dict | None:
+        row = self._conn.execute(
+            "SELECT idx, id, path, label, targets, meta FROM samples WHERE id = ?", (sample_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {"idx": row[0], "id": row[1], "path": row[2], "label": row[3], "targets": json.loads(row[4]),
+                "meta": json.loads(row[5])}
+
+    def sample_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+    def samples(self) -> pd.DataFrame:
+        df = pd.read_sql_query("SELECT idx, id, path, label, targets, meta FROM samples ORDER BY idx", self._conn)
+        df["targets"] = df["targets"].map(json.loads)
+        df["meta"] = df["meta"].map(json.loads)
+        return df
+
+    # ------------------------------------------------------------------ skipped
+    def add_skipped(self, sample_id: str, path: str | None, reason: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO skipped(sample_id, path, reason, created) VALUES (?, ?, ?, ?)",
+                (sample_id, path, reason, time.time()),
+            )
+
+    def skipped(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT sample_id AS id, path, reason FROM skipped ORDER BY created", self._conn)
+
+    def skipped_ids(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT sample_id FROM skipped")}
+
+    # ------------------------------------------------------------------ CAMs
+    def put_cams(self, rows: Iterable[dict]) -> None:
+        """Store raw CAMs (one transaction for the batch): keys as in :meth:`get_cam`."""
+        now = time.time()
+        with self._tx() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO cams(sample_id, method, prediction, confidence, target, top_classes, "
+                "top_probs, width, height, map_h, map_w, map, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        r["id"], r["method"], int(r["prediction"]), float(r["confidence"]), int(r["target"]),
+                        json.dumps([int(x) for x in r["top_classes"]]),
+                        json.dumps([round(float(x), 6) for x in r["top_probs"]]),
+                        int(r["image_size"][0]), int(r["image_size"][1]), int(r["map"].shape[0]),
+                        int(r["map"].shape[1]), np.asarray(r["map"], dtype=np.float16).tobytes(), now,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def cam_ids(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT sample_id FROM cams")}
+
+    def get_cam(self, sample_id: str) -> dict | None:
+        row = self._conn.execute(
+            "SELECT sample_id, method, prediction, confidence, target, top_classes, top_probs, width, height, "
+            "map_h, map_w, map FROM cams WHERE sample_id = ?",
+            (sample_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        raw = np.frombuffer(row[11], dtype=np.float16).reshape(row[9], row[10]).astype(np.float32)
+        return {
+            "id": row[0], "method": row[1], "prediction": row[2], "confidence": row[3], "target": row[4],
+            "top_classes": json.loads(row[5]), "top_probs": json.loads(row[6]), "image_size": (row[7], row[8]),
+            "map": raw,
+        }
+
+    def cams(self) -> pd.DataFrame:
+        """Predictions (without the maps)."""
+        df = pd.read_sql_query(
+            "SELECT sample_id AS id, method, prediction, confidence, target, top_classes, top_probs, width, height "
+            "FROM cams",
+            self._conn,
+        )
+        for col in ("top_classes", "top_probs"):
+            df[col] = df[col].map(json.loads)
+        return df
+
+    # ------------------------------------------------------------------ previews
+    def put_preview(self, sample_id: str, image_png: bytes, object_mask: np.ndarray | None = None) -> None:
+        """The working copy of a sample's image (what judges see) and its object mask, if any."""
+        packed = shape = None
+        if object_mask is not None:
+            mask = np.asarray(object_mask, dtype=bool)
+            packed, shape = np.packbits(mask).tobytes(), mask.shape
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO previews(sample_id, image, object_mask, mask_h, mask_w) VALUES (?,?,?,?,?)",
+                (sample_id, image_png, packed, shape[0] if shape else None, shape[1] if shape else None),
+            )
+
+    def get_preview(self, sample_id: str) -> tuple[bytes, np.ndarray | None] | None:
+        row = self._conn.execute(
+            "SELECT image, object_mask, mask_h, mask_w FROM previews WHERE sample_id = ?", (sample_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        mask = None
+        if row[1] is not None:
+            h, w = row[2], row[3]
+            mask = np.unpackbits(np.frombuffer(row[1], np.uint8), count=h * w).reshape(h, w).astype(bool)
+        return row[0], mask
+
+    # ------------------------------------------------------------------ judgments
+    def put_judgment(
+        self, sample_id: str, judgment: Judgment, *, alpha: float, beta: float, cache_key: str, cached: bool
+    ) -> None:
+        j = judgment
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO judgments(sample_id, judge_id, prompt_version, alpha, beta, cache_key, "
+                "status, score, description, justification, error, raw, parse_path, input_tokens, output_tokens, "
+                "latency_s, cached, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    sample_id, j.judge_id, j.prompt_version, float(alpha), float(beta), cache_key, j.status, j.score,
+                    j.description, j.justification, j.error, j.raw, j.parse_path, j.input_tokens, j.output_tokens,
+                    j.latency_s, int(cached), time.time(),
+                ),
+            )
+
+    def judged_ids(self, judge_id: str, prompt_version: str, alpha: float, beta: float, *,
+                   include_failed: bool = True) -> set[str]:
+        sql = "SELECT sample_id FROM judgments WHERE judge_id=? AND prompt_version=? AND alpha=? AND beta=?"
+        # a question that was never sent (run stopped, fatal reply) is not finished
+        sql += " AND status = 'ok'" if not include_failed else " AND status != 'not_sent'"
+        return {r[0] for r in self._conn.execute(sql, (judge_id, prompt_version, float(alpha), float(beta)))}
+
+    def judgments(self, judge_id: str | None = None, prompt_version: str | None = None,
+                  alpha: float | None = None, beta: float | None = None) -> pd.DataFrame:
+        """Judgments, optionally filtered; one row per (sample, judge, prompt version, alpha, beta)."""
+        clauses, params = [], []
+        for col, val in (("judge_id", judge_id), ("prompt_version", prompt_version), ("alpha", alpha), ("beta", beta)):
+            if val is not None:
+                clauses.append(f"{col} = ?")
+                params.append(float(val) if col in ("alpha", "beta") else val)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        df = pd.read_sql_query(f"SELECT * FROM judgments{where} ORDER BY created", self._conn, params=params)
+        return df.rename(columns={"sample_id": "id", "status": "judge_status", "judge_id": "judge"})
+
+    # ------------------------------------------------------------------ annotations
+    def put_annotation(self, sample_id: str, annotator: str, score: float | None, accept: bool | None = None,
+                       note: str | None = None) -> None:
+        """Save (or update) one human answer; committed at once. ``None`` keeps a stored value."""
+        if not annotator or not str(annotator).strip():
+            raise ValueError("annotator: give a non-empty name")
+        if score is not None and not 0 <= float(score) <= 5:
+            raise ValueError(f"score: must be in 0..5, got {score!r}")
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO annotations(sample_id, annotator, score, accept, note, created) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(sample_id, annotator) DO UPDATE SET score=COALESCE(excluded.score, score), "
+                "accept=COALESCE(excluded.accept, accept), note=COALESCE(?, note), created=excluded.created",
+                (sample_id, str(annotator).strip(), score, None if accept is None else int(bool(accept)), note or "",
+                 time.time(), note),
+            )
+
+    def annotations(self, annotator: str | None = None) -> pd.DataFrame:
+        sql = "SELECT sample_id, annotator, score, accept, note, created FROM annotations"
+        params: tuple = ()
+        if annotator is not None:
+            sql += " WHERE annotator = ?"
+            params = (annotator,)
+        df = pd.read_sql_query(sql + " ORDER BY created", self._conn, params=params)
+        df["accept"] = df["accept"].map(lambda v: None if pd.isna(v) else bool(v)).astype(object)
+        return df

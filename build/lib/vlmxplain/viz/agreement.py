@@ -1,0 +1,38 @@
+"""The judge-vs-human agreement scatter."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..core.defaults import SCORE_RANGE
+from ..metrics.agreement import correlations, paired_scores
+
+
+def plot_agreement(judge: Any, human: Any, ax=None, *, jitter: float = 0.15, seed: int = 0,
+                   title: str | None = None):
+    """Scatter of judge vs human scores (jittered points, linear fit) annotated with r, rho, tau.
+
+    Inputs are aligned like :func:`correlations`. Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    x, y, _ = paired_scores(judge, human, ("judge", "human"))
+    corr = correlations(x, y, n_boot=0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    rng = np.random.default_rng(seed)
+    jx, jy = (v + rng.uniform(-jitter, jitter, len(v)) for v in (x, y))
+    sns.scatterplot(x=jx, y=jy, ax=ax, alpha=0.6, s=25, edgecolor="none")
+    if np.ptp(x) and np.ptp(y):  # fit on the un-jittered scores
+        sns.regplot(x=x, y=y, ax=ax, scatter=False, ci=None, line_kws=dict(color="C3"))
+    fmt = lambda v: "n/a" if np.isnan(v) else f"{v:.2f}"  # noqa: E731
+    est = corr["estimate"]
+    ax.text(0.03, 0.97, f"r = {fmt(est['pearson'])}\nρ = {fmt(est['spearman'])}\n"
+            f"τ = {fmt(est['kendall'])}\nn = {len(x)}", transform=ax.transAxes, va="top",
+            ha="left", fontsize=9, bbox=dict(boxstyle="round", fc="white", alpha=0.8))
+    lo = min(SCORE_RANGE[0], x.min(), y.min()) - 0.5
+    hi = max(SCORE_RANGE[1], x.max(), y.max()) + 0.5
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="judge score", ylabel="human score", title=title or "")
+    return ax.figure

@@ -76,9 +76,14 @@ def _layered_venv(where: Path) -> Path:
 
 @pytest.mark.timeout(600)
 def test_wheel_in_a_clean_venv_lists_and_runs_the_notebooks(tmp_path):
-    dist = tmp_path / "dist"
+    import shutil
+
+    source, dist = tmp_path / "source", tmp_path / "dist"  # build from a copy: the checkout stays clean
+    shutil.copytree(ROOT / "vlmxplain", source / "vlmxplain", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-                    str(ROOT)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     wheel = next(dist.glob("vlmxplain-*.whl"))
     import zipfile
 

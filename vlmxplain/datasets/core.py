@@ -64,6 +64,9 @@ class Dataset(collections.abc.Sequence):
     def _id(self, i: int) -> str:
         return self._ref(i).id
 
+    #: Entries of the source that are not samples (e.g. a FIFO in a folder), each with its reason.
+    skipped_entries: list[Skipped] = []
+
     # -- public API -----------------------------------------------------------------------
     @overload
     def __getitem__(self, i: int) -> Sample: ...
@@ -186,8 +189,10 @@ class ListDataset(Dataset):
         *,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         min_side: int = DEFAULT_MIN_SIDE,
+        skipped: Sequence[Skipped] = (),
     ) -> None:
         super().__init__(name, classes)
+        self.skipped_entries = list(skipped)
         seen: dict[str, int] = {}
         for k, e in enumerate(entries):
             if e.id in seen:

@@ -5,12 +5,13 @@ import csv
 import difflib
 import os
 import re
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .core import Entry, ListDataset
-from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
+from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, Skipped
 
 __all__ = ["IMAGE_EXTENSIONS", "folder", "from_csv", "from_list", "resolve_classes", "resolve_label"]
 
@@ -163,27 +164,26 @@ def folder(
     Each immediate sub-folder is a class (any depth below it); images directly in ``root`` are
     unlabelled. ``classes`` (names or ``"imagenet"``) fixes the class space; sub-folder names must
     then resolve to it (exact name, synonym, index or WordNet id); otherwise the classes are the
-    sorted sub-folder names. Hidden files and folders are ignored; ``extensions=None`` takes every
-    file. Ids are the POSIX paths relative to ``root``.
+    sorted sub-folder names. ``extensions=None`` takes every file. Ids are the POSIX paths
+    relative to ``root``. Every other entry (hidden, another file type, a name that is not
+    UTF-8, a FIFO or device, a broken or looping symbolic link, a linked folder) is listed in
+    :attr:`Dataset.skipped_entries` with its reason, and ``explain`` records it as skipped.
     """
     base = Path(root)
     if not base.is_dir():
         raise NotADirectoryError(f"folder root {str(base)!r} is not a directory")
     exts = None if extensions is None else tuple("." + e.lower().lstrip(".") for e in extensions)
-
-    def wanted(p: Path) -> bool:
-        return not p.name.startswith(".") and p.is_file() and (exts is None or p.suffix.lower() in exts)
-
-    def walk(d: Path) -> list[Path]:
-        out: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(d):
-            dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
-            out.extend(p for p in (Path(dirpath) / f for f in sorted(filenames)) if wanted(p))
-        return out
-
-    loose = sorted(p for p in base.iterdir() if wanted(p))
-    class_dirs = {d.name: walk(d) for d in sorted(base.iterdir()) if d.is_dir() and not d.name.startswith(".")}
-    class_dirs = {k: v for k, v in class_dirs.items() if v}
+    listing = _Listing(base, exts)
+    loose: list[Path] = []
+    class_dirs: dict[str, list[Path]] = {}
+    for p in sorted(base.iterdir()):
+        kind = listing.kind(p)
+        if kind == "dir":
+            files = listing.walk(p)
+            if files:
+                class_dirs[p.name] = files
+        elif kind == "file":
+            loose.append(p)
     if not loose and not class_dirs:
         raise ValueError(f"no image files under {str(base)!r} (extensions {exts})")
 
@@ -198,7 +198,74 @@ def folder(
         for p in files:
             entries.append(Entry(id=p.relative_to(base).as_posix(), source=str(p),
                                  label=_label_text([dirname], names), targets=(target,), path=str(p)))
-    return ListDataset(name or base.name or "folder", names, entries, max_pixels=max_pixels, min_side=min_side)
+    return ListDataset(name or base.name or "folder", names, entries, max_pixels=max_pixels, min_side=min_side,
+                       skipped=listing.skipped)
+
+
+def _printable(path: Path | str) -> str:
+    """A path as text that always encodes (undecodable bytes of a file name as ``\\xNN``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class _Listing:
+    """Walks a folder; every entry that is not an image to read becomes a :class:`Skipped` record
+    (hidden entries included, not descended into), so nothing in the folder goes unaccounted."""
+
+    def __init__(self, base: Path, exts: tuple[str, ...] | None) -> None:
+        self.base, self.exts = base, exts
+        self.skipped: list[Skipped] = []
+
+    def _skip(self, p: Path, reason: str) -> None:
+        rel = _printable(os.path.relpath(p, self.base)).replace(os.sep, "/")
+        self.skipped.append(Skipped(id=rel, path=_printable(p), reason=reason))
+
+    def kind(self, p: Path) -> str | None:
+        """"dir", "file" (an image to read) or None (recorded as skipped)."""
+        try:
+            p.name.encode("utf-8")
+        except UnicodeEncodeError:
+            what = "folder" if p.is_dir() else "file"
+            self._skip(p, f"{what} name is not valid UTF-8 (rename it to read it)")
+            return None
+        if p.name.startswith("."):
+            self._skip(p, "hidden (names starting with '.' are not read)")
+            return None
+        try:
+            mode = p.stat().st_mode  # follows symbolic links
+        except OSError as err:
+            loop = p.is_symlink()
+            self._skip(p, "broken symbolic link or link loop" if loop else f"cannot read: {err.strerror or err}")
+            return None
+        if stat.S_ISDIR(mode):
+            return "dir"
+        if not stat.S_ISREG(mode):
+            kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+            self._skip(p, f"not a regular file ({kind})")
+            return None
+        if self.exts is not None and p.suffix.lower() not in self.exts:
+            self._skip(p, f"not a supported image file type ({p.suffix.lower() or 'no extension'}; "
+                          f"supported: {' '.join(self.exts)})")
+            return None
+        return "file"
+
+    def walk(self, d: Path) -> list[Path]:
+        """Image files below ``d`` (any depth; symbolic links to folders are not followed)."""
+        out: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(d, onerror=lambda e: self._skip(Path(e.filename), (
+                f"cannot list folder: {e.strerror or e}"))):
+            here = Path(dirpath)
+            keep = []
+            for n in sorted(dirnames):
+                sub = here / n
+                if self.kind(sub) != "dir":
+                    continue
+                if sub.is_symlink():
+                    self._skip(sub, "symbolic link to a folder (not followed)")
+                else:
+                    keep.append(n)
+            dirnames[:] = keep
+            out.extend(p for p in (here / f for f in sorted(filenames)) if self.kind(p) == "file")
+        return out
 
 
 # -- CSV ----------------------------------------------------------------------------------

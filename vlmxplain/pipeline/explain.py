@@ -159,6 +159,8 @@ def explain(
          "targets": [mapping.get(t, t) for t in r.targets], "meta": r.meta}
         for i, r in enumerate(refs)
     )
+    for entry in dataset.skipped_entries:  # entries of the source that are not samples (e.g. a FIFO)
+        store.add_skipped(entry.id, entry.path, entry.reason)
     done = store.judged_ids(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
     skipped_before = store.skipped_ids()
     have_cam = store.cam_ids()

@@ -68,3 +68,132 @@ def test_every_folder_entry_is_a_sample_or_skipped_with_a_reason(tiny_clf, odd_f
     assert set(run.table["judge_status"]) == {"ok"} and len(run.table) == 2
     assert len(run.table) + len(run.skipped) == n_entries
     assert run.skipped["reason"].str.len().gt(10).all()
+
+
+# ----------------------------------------------------------------------------- the run store (2, 7, 9, 10, 12)
+def test_deleting_the_store_during_a_run_stops_it_with_an_error(tiny_clf, tmp_path):
+    data = vx.datasets.shapes(12, seed=3)
+    state = {"n": 0}
+
+    class Deleting(vx.datasets.Dataset):  # deletes the run store while the run is under way
+        def __init__(self):
+            super().__init__("deleting", data.classes)
+
+        def __len__(self):
+            return len(data)
+
+        def _ref(self, i):
+            return data.ref(i)
+
+        def _load(self, i):
+            state["n"] += 1
+            if state["n"] == 5:
+                (tmp_path / "run" / "run.sqlite").unlink()
+            return data[i]
+
+    with pytest.raises(ValueError, match="deleted or replaced while the run was writing"):
+        offline(tiny_clf, Deleting(), tmp_path / "run", batch_size=4)
+
+
+def test_a_second_process_on_a_run_dir_is_refused_and_a_killed_one_leaves_no_lock(tiny_clf, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from vlmxplain.store import RunLock; "
+                               f"lock = RunLock({str(run_dir)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(vx.store.RunDirBusy, match=rf"in use by pid {holder.pid} .*work twice"):
+            offline(tiny_clf, vx.datasets.shapes(4), run_dir)
+        assert vx.store.RunStore(run_dir).sample_count() == 0  # refused before any work
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    run = offline(tiny_clf, vx.datasets.shapes(4), run_dir)  # the kernel dropped the dead holder's lock
+    assert len(run.table) == 4 and set(run.table["judge_status"]) == {"ok"}
+
+
+def test_a_read_only_run_opens_read_only(tiny_clf, tmp_path):
+    offline(tiny_clf, vx.datasets.shapes(3), tmp_path / "run").store.close()
+    files = [tmp_path / "run", *(tmp_path / "run").iterdir()]
+    for p in files:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+        # explicit (root ignores file modes), and detected from the modes for anyone else
+        for run in [vx.open_run(tmp_path / "run", readonly=True)] + (
+                [vx.open_run(tmp_path / "run")] if os.geteuid() != 0 else []):
+            assert run.store.readonly and len(run.table) == 3 and run.config.cam == "gradcam"
+            with pytest.raises(PermissionError, match="is read-only"):
+                run.store.put_annotation(run.table["id"].iloc[0], "alice", 3.0)
+            run.store.close()
+        assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+    finally:
+        for p in files:
+            p.chmod(0o755)
+
+
+def test_foreign_empty_damaged_and_newer_stores_are_refused_unmodified(tiny_clf, tmp_path):
+    def store_at(name: str, content: bytes | None = None) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        if content is not None:
+            (d / "run.sqlite").write_bytes(content)
+        return d
+
+    foreign = store_at("foreign")
+    with sqlite3.connect(foreign / "run.sqlite") as c:
+        c.execute("CREATE TABLE accounts (id INTEGER, balance REAL)")
+        c.execute("INSERT INTO accounts VALUES (1, 9.5)")
+    empty, garbage = store_at("empty", b""), store_at("garbage", b"\x00" * 5000)
+    good = tmp_path / "good"
+    offline(tiny_clf, vx.datasets.shapes(3), good)
+    no_cams = tmp_path / "no_cams"
+    import shutil
+
+    shutil.copytree(good, no_cams)
+    with sqlite3.connect(no_cams / "run.sqlite") as c:
+        c.execute("DROP TABLE cams")
+    newer = tmp_path / "newer"
+    shutil.copytree(good, newer)
+    with sqlite3.connect(newer / "run.sqlite") as c:
+        c.execute("UPDATE config SET value = '99' WHERE key = 'schema_version'")
+    cases = [(foreign, "not a vlmxplain run store"), (garbage, "not a SQLite file"), (no_cams, "damaged"),
+             (newer, "newer than this vlmxplain")]
+    for d, message in cases:
+        before = (d / "run.sqlite").read_bytes()
+        for attempt in (lambda: vx.open_run(d), lambda: offline(tiny_clf, vx.datasets.shapes(3), d)):
+            with pytest.raises(ValueError, match=message) as err:
+                attempt()
+            assert str(d / "run.sqlite") in str(err.value)
+        assert (d / "run.sqlite").read_bytes() == before, d.name
+    with pytest.raises(FileNotFoundError, match="empty file"):
+        vx.open_run(empty)
+    assert (empty / "run.sqlite").read_bytes() == b""
+
+
+def test_database_errors_name_the_file(tiny_clf, tmp_path):
+    run = offline(tiny_clf, vx.datasets.shapes(3), tmp_path / "run")
+    with pytest.raises(sqlite3.OperationalError, match=str(tmp_path / "run" / "run.sqlite")):
+        run.store._conn.execute("SELECT nothing FROM nowhere")
+    with pytest.raises(Exception, match=str(tmp_path / "run" / "run.sqlite")):
+        import pandas as pd
+
+        pd.read_sql_query("SELECT nothing FROM nowhere", run.store._conn)
+
+
+# ----------------------------------------------------------------------------- the judgment cache (11)
+def test_a_failing_judgment_cache_warns_and_the_run_completes(tiny_clf, tmp_path):
+    cache = vx.store.JudgmentCache(tmp_path / "cache.sqlite")
+    cache._conn.execute("DROP TABLE cache")  # every lookup now fails, as on a damaged or full disk
+    with pytest.warns(RuntimeWarning, match="judgment cache turned off"):
+        run = offline(tiny_clf, vx.datasets.shapes(6), tmp_path / "run", cache=cache)
+    assert len(run.table) == 6 and set(run.table["judge_status"]) == {"ok"} and cache.error
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    with pytest.warns(RuntimeWarning, match="judgment cache turned off"):
+        run = offline(tiny_clf, vx.datasets.shapes(6), tmp_path / "run2", cache=tmp_path / "blocked" / "c.sqlite")
+    assert set(run.table["judge_status"]) == {"ok"}

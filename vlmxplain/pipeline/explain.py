@@ -143,6 +143,7 @@ def explain(
     the_judge = make_judge(judge, classifier=clf, **(judge_options or {}))
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     store = RunStore(run_dir)
+    lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)
     store.init_run(
         RunConfig(
             classifier=ClassifierInfo(name=clf.name, fingerprint=clf.fingerprint, target_layer=clf.target_layer_name,
@@ -168,7 +169,7 @@ def explain(
     summary = ExplainSummary(total=len(refs), already_done=len(refs) - len(pending), skipped=len(skipped_before))
     bar = tqdm(total=len(refs), initial=summary.already_done, desc=f"explain [{method} → {the_judge.id}]",
                unit="img", disable=not progress)
-    with _judging(the_judge, cache) as judgment_cache, bar:
+    with lock, _judging(the_judge, cache) as judgment_cache, bar:
         for start in range(0, len(pending), batch_size):
             batch = _load_batch(dataset, pending[start : start + batch_size], store, summary, bar)
             if not batch:

@@ -195,6 +195,7 @@ class Run:
                 f"cam={cfg.cam!r}, judge={view.judge.judge!r}, alpha={view.alpha:g}, beta={view.beta:g})")
 
 
-def open_run(run_dir: str | Path) -> Run:
-    """Reopen a finished or interrupted run."""
-    return Run(run_dir)
+def open_run(run_dir: str | Path, readonly: bool | None = None) -> Run:
+    """Reopen a finished or interrupted run; ``readonly`` (default: when its files cannot be
+    written) opens it for reading only: nothing in the folder is touched."""
+    return Run(run_dir, store=RunStore.open_existing(run_dir, readonly=readonly))

@@ -6,13 +6,17 @@ the target layer's resolution as float16; masks for any alpha/beta are derived f
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -21,6 +25,7 @@ from ..core.records import JudgeSettings, Judgment, RunConfig, RunView
 from .migrate import migrate
 
 RUN_FILE = "run.sqlite"
+LOCK_FILE = "run.lock"
 #: 2: typed run record (``run`` / ``view`` config rows, ``judges`` table), ``not_sent`` status.
 SCHEMA_VERSION = 2
 
@@ -59,40 +64,186 @@ CREATE TABLE IF NOT EXISTS annotations (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+#: ``PRAGMA application_id`` of a vlmxplain run store ("vlxR"); 0 in stores of vlmxplain < 0.3.
+APPLICATION_ID = 0x766C7852
+_TABLES = {"config", "judges", "samples", "cams", "judgments", "previews", "skipped", "annotations"}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _with_path(err: sqlite3.Error, path: Path) -> sqlite3.Error:
+    """The same kind of error, its message prefixed with the database file it concerns."""
+    if str(path) in str(err):
+        return err
+    new = type(err)(f"{path}: {err}")
+    new.__cause__ = err
+    return new
+
+
+class _PathCursor(sqlite3.Cursor):
+    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().execute(*args)
+        except sqlite3.Error as err:
+            raise _with_path(err, self.connection.path) from err  # type: ignore[attr-defined]
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().executemany(*args)
+        except sqlite3.Error as err:
+            raise _with_path(err, self.connection.path) from err  # type: ignore[attr-defined]
+
+
+class _PathConnection(sqlite3.Connection):
+    """A connection whose every error names its database file (pandas queries included)."""
+
+    path: Path
+
+    def cursor(self, factory: Any = _PathCursor) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().executemany(*args)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().executescript(script)
+        except sqlite3.Error as err:
+            raise _with_path(err, self.path) from err
+
+
+def connect(path: Path, *, readonly: bool = False, wal: bool = True) -> sqlite3.Connection:
+    """Open a SQLite file (``wal``: switch it to WAL mode; ``readonly``: nothing is ever written)."""
+    path = Path(path)
+    try:
+        if readonly:
+            # immutable unless a write-ahead log holds results not yet in the main file (killed run)
+            wal = path.with_name(path.name + "-wal")
+            flags = "mode=ro" if wal.is_file() and wal.stat().st_size > 0 else "mode=ro&immutable=1"
+            uri = f"file:{quote(str(path.resolve()))}?{flags}"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False,
+                                   factory=_PathConnection)
+        else:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False,
+                                   factory=_PathConnection)
+    except sqlite3.Error as err:
+        raise _with_path(err, path) from err
+    conn.path = path  # type: ignore[attr-defined]
+    if wal and not readonly:
+        _use_wal(conn)
     return conn
 
 
-class RunStore:
-    """All results of one run directory, in ``<run_dir>/run.sqlite``."""
+def _use_wal(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
 
-    def __init__(self, run_dir: str | os.PathLike) -> None:
+
+class RunStoreError(ValueError):
+    """A run store that cannot be used as it is (foreign, damaged, newer, deleted); names its file."""
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+class RunStore:
+    """All results of one run directory, in ``<run_dir>/run.sqlite``.
+
+    Opening checks that an existing file is an intact vlmxplain run store of a known schema
+    version (never modifying one that is not); a store in a read-only place opens read-only.
+    Every write checks that the file is still the one opened (deleted or replaced → error).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, *, create: bool = True, readonly: bool | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / RUN_FILE
-        self._conn = connect(self.path)
-        self._conn.executescript(_SCHEMA)
-        version = self.get_config("schema_version")
-        if version is None:
-            self.set_config(schema_version=SCHEMA_VERSION)
-        elif version < SCHEMA_VERSION:
-            migrate(self._conn, self.path, version)
+        if str(run_dir).strip() == "":
+            raise ValueError("run_dir: give a folder for the run (an empty path would write into the current one)")
+        existing = self.path.is_file() and self.path.stat().st_size > 0
+        if not existing and not create:
+            what = "an empty file" if self.path.is_file() else f"missing {RUN_FILE}"
+            raise FileNotFoundError(f"run_dir: no run at {run_dir} ({what})")
+        if self.path.exists() and not self.path.is_file():
+            raise RunStoreError(f"run_dir: {self.path} is not a file")
+        if existing:
+            _check_header(self.path)
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.readonly = existing and (not _writable(self.path) if readonly is None else bool(readonly))
+        if readonly and not existing:
+            raise FileNotFoundError(f"run_dir: no run at {run_dir} to open read-only")
+        self._conn = connect(self.path, readonly=self.readonly, wal=False)
+        self._identity = _identity(self.path)
+        try:
+            version = self._check_existing() if existing else None  # before anything is written
+            if self.readonly:
+                if version is not None and version < SCHEMA_VERSION:
+                    raise RunStoreError(f"run_dir: {self.path} has schema version {version}; open it once where "
+                                        "it can be written to upgrade it")
+                return
+            _use_wal(self._conn)
+            if version is None:
+                self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._conn.executescript(_SCHEMA)
+            if version is None:
+                self.set_config(schema_version=SCHEMA_VERSION)
+            elif version < SCHEMA_VERSION:
+                migrate(self._conn, self.path, version)
+            self._identity = _identity(self.path)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _check_existing(self) -> int:
+        """Schema version of an existing store, after checking it is an intact vlmxplain run store."""
+        c = self._conn
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        app_id = c.execute("PRAGMA application_id").fetchone()[0]
+        version = None
+        if "config" in tables:
+            row = c.execute("SELECT value FROM config WHERE key = 'schema_version'").fetchone()
+            version = None if row is None else json.loads(row[0])
+        if (app_id not in (0, APPLICATION_ID)) or version is None:
+            listed = ", ".join(sorted(tables)[:8]) or "none"
+            raise RunStoreError(f"run_dir: {self.path} is not a vlmxplain run store (tables: {listed}); it was not "
+                                "modified; use another run_dir")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise RunStoreError(f"run_dir: {self.path} has schema version {version!r}, newer than this vlmxplain "
+                                f"reads ({SCHEMA_VERSION}); upgrade vlmxplain")
+        missing = (_TABLES - ({"judges"} if version < 2 else set())) - tables
+        check = c.execute("PRAGMA quick_check").fetchone()[0]
+        if missing or check != "ok":
+            why = f"missing tables {', '.join(sorted(missing))}" if missing else f"integrity check: {check}"
+            raise RunStoreError(f"run_dir: {self.path} is damaged ({why}); it was not modified. Restore it from "
+                                "a copy or start a new run_dir")
+        return version
 
     @classmethod
-    def open_existing(cls, run_dir: str | os.PathLike) -> "RunStore":
-        path = Path(run_dir) / RUN_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"run_dir: no run at {run_dir} (missing {RUN_FILE})")
-        return cls(run_dir)
+    def open_existing(cls, run_dir: str | os.PathLike, readonly: bool | None = None) -> "RunStore":
+        """An existing run (never creates one); ``readonly`` None: when its files cannot be written."""
+        return cls(run_dir, create=False, readonly=readonly)
+
+    def lock(self) -> "RunLock":
+        """Hold the run directory for this process's work (see :class:`RunLock`)."""
+        return RunLock(self.run_dir)
 
     def close(self) -> None:
         self._conn.close()
 
+    def _check_still_there(self) -> None:
+        if _identity(self.path) != self._identity:
+            raise RunStoreError(f"run_dir: {self.path} was deleted or replaced while the run was writing to it; "
+                                "stopping (nothing more could be saved). Rerun to start again")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise PermissionError(f"run_dir: {self.path} is read-only (opened for reading); copy the run folder "
+                                  "somewhere writable to add to it")
+        self._check_still_there()
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
@@ -343,3 +494,78 @@ class RunStore:
         df = pd.read_sql_query(sql + " ORDER BY created", self._conn, params=params)
         df["accept"] = df["accept"].map(lambda v: None if pd.isna(v) else bool(v)).astype(object)
         return df
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        raise RunStoreError(f"run_dir: cannot read {path}: {err.strerror or err}") from err
+    if head != _SQLITE_MAGIC:
+        raise RunStoreError(f"run_dir: {path} is not a SQLite file (damaged, or not a vlmxplain run store); it was "
+                            "not modified")
+
+
+class RunLock:
+    """One process at a time works on a run directory: an exclusive ``flock`` on
+    ``<run_dir>/run.lock``, released when the work ends or the process dies (no stale locks).
+    Re-entrant within a process. A second process gets :class:`RunDirBusy` at once."""
+
+    _held: dict[str, list] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.key = str(self.path.resolve())
+        self._released = False
+        with self._guard:
+            held = self._held.get(self.key)
+            if held is not None:
+                held[1] += 1
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise RunDirBusy(f"run_dir: {Path(run_dir)} is in use by {owner}; wait for it to finish or use "
+                                 "another run_dir (two runs on one folder would do all the work twice)") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+            self._held[self.key] = [fd, 1]
+
+    def release(self) -> None:
+        with self._guard:
+            if self._released:
+                return
+            self._released = True
+            held = self._held.get(self.key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del self._held[self.key]
+                os.close(held[0])  # closing the descriptor drops the flock
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+class RunDirBusy(RuntimeError):
+    """Another process is working on the run directory."""

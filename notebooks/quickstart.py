@@ -76,7 +76,7 @@ vx.MaskTuner(clf, dataset, method=p.cam, alpha=p.alpha, beta=p.beta)
 run = vx.explain(clf, dataset, cam=p.cam, alpha=p.alpha, beta=p.beta, judge=p.judge, run_dir=p.run_dir,
                  threshold=p.threshold, progress=False, verbose=False)
 table = run.table
-table.to_csv(Path(p.run_dir) / "results.csv", index=False)
+run.to_csv(Path(p.run_dir) / "results.csv")  # judge text is written so a spreadsheet shows it as text
 table[["label", "predicted_name", "confidence", "correct", "score", "quadrant"]]
 
 # %%

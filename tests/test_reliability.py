@@ -13,7 +13,6 @@ from PIL import Image
 
 import vlmxplain as vx
 from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
-from vlmxplain.store import RunStore
 
 
 @pytest.fixture(scope="module")

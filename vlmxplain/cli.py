@@ -65,6 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path.stem)
         return 0
     params = {name: parse_value(value) for name, value in args.parameter}
+    from .params import refuse_secret_parameters
+
+    try:
+        refuse_secret_parameters(params)  # before papermill writes them into the executed notebook
+    except ValueError as err:
+        print(f"vlmxplain: {err}", file=sys.stderr)
+        return 2
     try:
         executed = run_notebook(args.notebook, params, args.out, output_name=args.name, progress=not args.no_progress)
     except FileNotFoundError as err:

@@ -8,6 +8,10 @@ values before a kernel starts.
 """
 from __future__ import annotations
 
+import re
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
 from pydantic import Field, model_validator
 
 from .cams.methods import CamField
@@ -23,7 +27,7 @@ from .masks.judge_input import InputKind
 from .models.resolve import ClassifierField, resolve_classifier
 
 __all__ = ["AgreementNotebookParams", "NOTEBOOK_PARAMS", "PipelineParams", "QuickstartParams", "RunParams",
-           "SweepNotebookParams", "load_data", "resolve_classifier"]
+           "SweepNotebookParams", "load_data", "refuse_secret_parameters", "resolve_classifier"]
 
 load_data = open_dataset
 
@@ -101,3 +105,39 @@ NOTEBOOK_PARAMS: dict[str, type[ParamsModel]] = {
     "sweep": SweepNotebookParams, "agreement": AgreementNotebookParams,
 }
 
+
+
+_KEY_LIKE = re.compile(r"^(sk-|sk_|AIza|ghp_|xox[abp]-|hf_)[A-Za-z0-9_\-]{12,}$")
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
+
+
+def refuse_secret_parameters(parameters: Mapping[str, Any]) -> None:
+    """Refuse, before anything runs or is written, a notebook parameter that would carry a
+    credential into the executed notebook: a key-like name (``api_key``, ``openai_token``,
+    known or not), a key-like value, or a URL with user-info, query or fragment. The message
+    names the parameter, never its value, and points to environment variables."""
+    from .core.checks import looks_secret
+
+    for name, value in parameters.items():
+        if looks_secret(name):
+            raise ValueError(f"{name}: keys are never notebook parameters (the executed notebook would keep them); "
+                             "set OPENAI_API_KEY, GEMINI_API_KEY or OPENAI_COMPATIBLE_API_KEY in the environment")
+        for text in _strings(value):
+            if _KEY_LIKE.match(text.strip()):
+                raise ValueError(f"{name}: the value looks like an API key; keys belong in the environment "
+                                 "(OPENAI_API_KEY, GEMINI_API_KEY, ...), never in a parameter")
+            for url in _URL.findall(text):
+                parts = urlsplit(url)
+                if "@" in parts.netloc or parts.query or parts.fragment or "?" in url or "#" in url:
+                    raise ValueError(f"{name}: a URL in it has credentials, a query or a fragment; keys belong in "
+                                     "the environment, never in a URL")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in _strings(k) + _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []

@@ -6,6 +6,8 @@ annotated types at the bottom, so a value is judged the same way in Python and i
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
@@ -94,3 +96,60 @@ Beta = Annotated[float, BeforeValidator(_no_bool), AfterValidator(check_beta)]
 Threshold = Annotated[float, BeforeValidator(_no_bool), AfterValidator(validate_threshold)]
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
+
+
+#: Parameter / option names that look like they hold a credential (never accepted, never echoed).
+_SECRET_WORDS = ("api_key", "apikey", "secret", "token", "password", "passwd", "credential", "auth", "bearer")
+
+
+def looks_secret(name: str) -> bool:
+    """True for a name such as ``api_key``, ``openai_api_key``, ``OPENAI_TOKEN`` or ``password``."""
+    n = str(name).lower().replace("-", "_")
+    return any(w in n for w in _SECRET_WORDS) or n.endswith("_key") or n == "key"
+
+
+def describe_option_errors(exc: Any, model: Any = None) -> str:
+    """A pydantic ``ValidationError`` as '<name>: <what is wrong>; ...' without any input value
+    (a key passed under a wrong option name must not end up in a message or a log)."""
+    import difflib
+
+    known = list(getattr(model, "model_fields", {}) or {})
+    parts = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err.get("loc", ())) or "options"
+        if err.get("type") == "extra_forbidden":
+            hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            if looks_secret(name):
+                extra = " (keys are never options: set the provider's environment variable, e.g. OPENAI_API_KEY)"
+            parts.append(f"{name}: unknown option, value not shown{extra}")
+        else:
+            parts.append(f"{name}: {str(err.get('msg', err.get('type', 'invalid'))).removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def check_run_dir(value: Any) -> Any:
+    """A run directory path (str or path-like), or None; an empty one would mean the current folder."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"run_dir: must be a folder path, got a {type(value).__name__}")
+    if not os.fspath(value).strip():
+        raise ValueError("run_dir: give a folder for the run (an empty path would write into the current one)")
+    return value
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """A real boolean (``"no"`` or 0 are not booleans)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: must be True or False, got a {type(value).__name__}")
+    return bool(value)
+
+
+def check_options(name: str, value: Any) -> dict:
+    """An options mapping with string keys (None = no options); values are not echoed."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{name}: must be a dict of option names to values, got a {type(value).__name__}")
+    return dict(value)

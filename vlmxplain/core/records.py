@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .checks import Alpha, Beta, Threshold
+from .text import RAW_LIMIT, TEXT_LIMIT, cap_text, clean_text
 
 JudgmentStatus = Literal["ok", "failed", "not_sent"]
 ParsePath = Literal["structured", "tolerant", "offline", "none"]
@@ -48,6 +49,26 @@ class Judgment(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    #: True when a text field was longer than :data:`~vlmxplain.core.text.TEXT_LIMIT` and was cut.
+    truncated: bool = False
+
+    @field_validator("description", "justification", "error", "raw", mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        """Judge text is untrusted: no control, bidi or zero-width characters, no ANSI escapes."""
+        return value if value is None else clean_text(value)
+
+    @model_validator(mode="after")
+    def _capped(self) -> "Judgment":
+        for name, limit in (("description", TEXT_LIMIT), ("justification", TEXT_LIMIT), ("error", TEXT_LIMIT),
+                            ("raw", RAW_LIMIT)):
+            value = getattr(self, name)
+            if value:
+                text, cut = cap_text(value, limit)
+                if cut:
+                    setattr(self, name, text)
+                    self.truncated = True
+        return self
 
     @property
     def ok(self) -> bool:

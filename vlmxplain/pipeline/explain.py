@@ -18,7 +18,8 @@ from typing import Any, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ..cams import compute_cams, get_cam_method
-from ..core.checks import check_int, validate_mask_params, validate_threshold
+from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
+                           validate_threshold)
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
 from ..datasets import Dataset, InputSkipped, Sample, from_list
@@ -129,6 +130,14 @@ def explain(
     run's current view. ``cache=False`` disables the cross-run judgment cache.
     """
     t0 = time.perf_counter()
+    run_dir = check_run_dir(run_dir)
+    judge_options, cam_options = check_options("judge_options", judge_options), check_options("cam_options", cam_options)
+    retry_failed, progress, verbose = (check_flag(n, v) for n, v in (
+        ("retry_failed", retry_failed), ("progress", progress), ("verbose", verbose)))
+    if not isinstance(cache, (bool, str, Path, JudgmentCache)):
+        raise ValueError(f"cache: True, False, a file path or a JudgmentCache, got a {type(cache).__name__}")
+    if not isinstance(classifier, (str, Classifier)):
+        raise ValueError(f"classifier: a Classifier (vx.load_classifier) or a name, got a {type(classifier).__name__}")
     alpha, beta = validate_mask_params(alpha, beta)
     threshold = validate_threshold(threshold)
     method = get_cam_method(cam).name
@@ -140,7 +149,10 @@ def explain(
     if limit is not None:
         dataset = dataset.limit(int(limit))
     mapping = align_targets(dataset, clf.class_names)
-    the_judge = make_judge(judge, classifier=clf, **(judge_options or {}))
+    try:
+        the_judge = make_judge(judge, classifier=clf, **judge_options)
+    except TypeError as err:  # an option the judge does not take (the message names it, not its value)
+        raise ValueError(f"judge_options: {err}") from None
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     store = RunStore(run_dir)
     lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)

@@ -13,10 +13,34 @@ _V1_KEYS = ("classifier", "classifier_fingerprint", "class_names", "target_layer
 
 
 def migrate(c: sqlite3.Connection, path: Path, version: int) -> None:
+    """Upgrade schema ``version`` to the current one, one step at a time, each in one transaction."""
+    if version == 1:
+        _v1_to_v2(c, path)
+        version = 2
+    if version == 2:
+        _v2_to_v3(c)
+        version = 3
+    if version != 3:
+        raise ValueError(f"run_dir: {path}: unknown run store schema version {version!r}")
+
+
+def _v2_to_v3(c: sqlite3.Connection) -> None:
+    """Schema 2 → 3: ``judgments.truncated`` (0 for every existing judgment: none was cut)."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        cols = {r[1] for r in c.execute("PRAGMA table_info(judgments)")}
+        if "truncated" not in cols:
+            c.execute("ALTER TABLE judgments ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0")
+        c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(3),))
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+
+
+def _v1_to_v2(c: sqlite3.Connection, path: Path) -> None:
     """Schema 1 → 2 in one transaction: the loose key/value configuration becomes the typed run
     record, and never-sent judgments (an error message prefix in 1) get the ``not_sent`` status."""
-    if version != 1:
-        raise ValueError(f"run_dir: {path}: unknown run store schema version {version!r}")
     rows = dict(c.execute("SELECT key, value FROM config").fetchall())
     old = {k: json.loads(rows[k]) if k in rows else None for k in _V1_KEYS}
     c.execute("BEGIN IMMEDIATE")

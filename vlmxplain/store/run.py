@@ -18,13 +18,14 @@ from PIL import Image
 from ..core.checks import validate_mask_params
 from ..core.quadrants import QuadrantSummary, quadrant_column, quadrant_summary
 from ..core.records import RunConfig, RunView
+from ..core.text import csv_safe
 from ..masks.judge_input import JudgeInput, make_judge_input
 from .run_store import RunStore
 
 TABLE_COLUMNS = [
     "idx", "id", "path", "label", "targets", "target_names", "prediction", "predicted_name", "confidence",
     "correct", "score", "judge_status", "quadrant", "judge", "description", "justification", "error",
-    "parse_path", "input_tokens", "output_tokens", "latency_s", "cached",
+    "parse_path", "input_tokens", "output_tokens", "latency_s", "cached", "truncated",
 ]
 
 
@@ -102,7 +103,7 @@ class Run:
         judgments = self.store.judgments(judge, prompt_version, alpha, beta)
         judgments = judgments.drop_duplicates("id", keep="last")
         keep = ["id", "score", "judge_status", "judge", "description", "justification", "error", "parse_path",
-                "input_tokens", "output_tokens", "latency_s", "cached"]
+                "input_tokens", "output_tokens", "latency_s", "cached", "truncated"]
         df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how="left")
         skipped = self.store.skipped_ids()
         status = df["judge_status"].fillna("pending").replace({"not_sent": "pending"}).astype(object)
@@ -116,8 +117,16 @@ class Run:
         )
         df["score"] = pd.to_numeric(df["score"], errors="coerce")
         df["cached"] = df["cached"].fillna(0).astype(bool)
+        df["truncated"] = df["truncated"].fillna(0).astype(bool)  # a judge text was cut to the size cap
         df["quadrant"] = quadrant_column(df, self.threshold if threshold is None else threshold)
         return df[TABLE_COLUMNS].set_index("id", drop=False).rename_axis(None)
+
+    def to_csv(self, path: str | Path, table: pd.DataFrame | None = None) -> Path:
+        """Write :attr:`table` (or ``table``) as CSV that is safe to open in a spreadsheet: judge
+        text that starts like a formula (``= + - @``) is written as text (``'`` prefixed)."""
+        path = Path(path)
+        csv_safe(self.table if table is None else table).to_csv(path, index=False)
+        return path
 
     def quadrants(self, threshold: float | None = None, by: str = "label", **table_filters) -> QuadrantSummary:
         """Quadrant counts and shares, overall and per class (threshold adjustable after the fact)."""

@@ -27,7 +27,8 @@ from .migrate import migrate
 RUN_FILE = "run.sqlite"
 LOCK_FILE = "run.lock"
 #: 2: typed run record (``run`` / ``view`` config rows, ``judges`` table), ``not_sent`` status.
-SCHEMA_VERSION = 2
+#: 3: ``judgments.truncated`` (a text field was cut to the size cap).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS judgments (
     alpha REAL NOT NULL, beta REAL NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL,
     score REAL, description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT,
     input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL,
+    created REAL NOT NULL, truncated INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta)
 );
 CREATE TABLE IF NOT EXISTS previews (
@@ -441,11 +442,11 @@ class RunStore:
             c.execute(
                 "INSERT OR REPLACE INTO judgments(sample_id, judge_id, prompt_version, alpha, beta, cache_key, "
                 "status, score, description, justification, error, raw, parse_path, input_tokens, output_tokens, "
-                "latency_s, cached, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "latency_s, cached, created, truncated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     sample_id, j.judge_id, j.prompt_version, float(alpha), float(beta), cache_key, j.status, j.score,
                     j.description, j.justification, j.error, j.raw, j.parse_path, j.input_tokens, j.output_tokens,
-                    j.latency_s, int(cached), time.time(),
+                    j.latency_s, int(cached), time.time(), int(j.truncated),
                 ),
             )
 

@@ -19,13 +19,14 @@ from collections.abc import Iterator, Sequence
 
 from pydantic import ValidationError
 
+from ...core.checks import describe_option_errors
 from ...core.records import JudgeResponse, JudgeSettings, Judgment
 from ...core.specs import JudgeSpec
 from ...masks.images import png_bytes
 from ...masks.judge_input import JudgeInput, judge_view, judge_view_png
 from ..base import Judge, content_key
 from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, image_tokens, lookup_price, text_tokens
-from .keys import Redactor, Secret
+from .keys import RedactingFilter, Redactor, Secret, check_env_urls
 from .limits import RateLimiter, RetryPolicy
 from .options import VLMOptions
 from .parsing import ParseFailure, parse_judge_text
@@ -74,6 +75,7 @@ class VLMJudge(Judge):
     is_vlm = True
     provider: str = ""
     allowed_details: tuple[str | None, ...] = ("low", "high", "auto")
+    base_url_env: tuple[str, ...] = ()  # variables the SDK reads a server URL from
 
     def __init__(self, spec: JudgeSpec | str, *, api_key: str | None = None, **options: Any) -> None:
         spec = JudgeSpec.parse(spec)
@@ -82,8 +84,9 @@ class VLMJudge(Judge):
         self.model = spec.model
         try:
             self.options = VLMOptions(**options)
-        except ValidationError as exc:
-            raise ValueError(f"judge {self.id!r}: invalid option(s):\n{exc}") from None
+        except ValidationError as exc:  # never echo a value: a key under a wrong option name would show
+            raise ValueError(f"judge {self.id!r}: invalid option(s): {describe_option_errors(exc, VLMOptions)}"
+                             ) from None
         self.detail = self.options.resolved_detail(self.provider)
         if self.detail not in self.allowed_details:
             raise ValueError(f"judge {self.id!r}: detail={self.options.detail!r} is not supported; "
@@ -94,8 +97,11 @@ class VLMJudge(Judge):
                                f"|detail={self.detail or 'default'}|temperature={o.temperature}")
         self.policy = RetryPolicy(max_attempts=o.max_retries + 1, base_delay=o.backoff_base, max_delay=o.backoff_max)
         self.limiter = RateLimiter(o.rpm, o.tpm)
+        if self.options.base_url is None and spec.base_url is None:
+            check_env_urls(self.base_url_env)
         self._key: Secret = self._resolve_key(api_key)  # missing key: clear error, before any work
         self._redact = Redactor(self._key)
+        self._log_filter = RedactingFilter(self._redact).install()
         self._client = self._make_client(self._key)
         self.price: ModelPrice | None = lookup_price(self.model)
 
@@ -256,11 +262,13 @@ class VLMJudge(Judge):
             except ParseFailure as exc:
                 return self._failure(str(exc), raw, **usage)
         return Judgment(judge_id=self.id, prompt_version=self.prompt_version, status="ok", score=float(parsed.score),
-                        description=parsed.description, justification=parsed.justification,
+                        description=self._redact(parsed.description),  # a server may echo the key back
+                        justification=self._redact(parsed.justification),
                         raw=self._redact(reply.text or parsed.model_dump_json())[:_RAW_LIMIT],
                         parse_path=path, **usage)
 
     def close(self) -> None:
+        self._log_filter.remove()
         close = getattr(self._client, "close", None)
         if callable(close):
             close()

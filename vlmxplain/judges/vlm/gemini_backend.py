@@ -45,6 +45,7 @@ def _enum_name(value: Any) -> str:
 class GeminiJudge(VLMJudge):
     """Judge via the Gemini API (``gemini:<model>``), JSON output constrained by the answer schema."""
 
+    base_url_env = ("GOOGLE_GEMINI_BASE_URL",)
     provider = "gemini"
     allowed_details = (None, "low", "medium", "high")
 

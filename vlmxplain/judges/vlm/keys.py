@@ -5,6 +5,7 @@ from any text (error messages, raw responses) before it is stored, logged or rai
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -87,3 +88,43 @@ class Redactor:
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._values)} secret(s))"
+
+
+def check_env_urls(names: Sequence[str]) -> None:
+    """Refuse credentials in a base-URL environment variable the SDK would read (e.g. ``OPENAI_BASE_URL``):
+    a URL shows up in logs, errors and progress output, so it must never carry a key."""
+    from ...core.specs import check_url
+
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            check_url(value, f"URL in ${name}")
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs the judge's key from every record of the HTTP libraries."""
+
+    LOGGERS = ("httpx", "httpcore", "openai", "google_genai", "urllib3")
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error handling
+            return True
+        clean = self.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+    def install(self) -> "RedactingFilter":
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+        return self
+
+    def remove(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)

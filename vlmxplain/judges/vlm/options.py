@@ -15,7 +15,8 @@ Detail = Literal["auto", "low", "medium", "high"]
 class VLMOptions(BaseModel):
     """Options of a VLM judge (all optional). Keys are not options: pass ``api_key=`` separately."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    # strict: True is not a number, "8" not an integer; no infinite timeouts or rates
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, strict=True, allow_inf_nan=False)
 
     input_kind: InputKind = "masked"
     image_size: int = Field(512, ge=32, le=4096, description="longest side of the image sent, px")

@@ -37,9 +37,11 @@ _EXPORTS: dict[str, str] = {
     "save_figure": "viz.figures",
     "Annotator": "widgets.annotator", "JudgeViewer": "widgets.judge_viewer", "MaskTuner": "widgets.mask_tuner",
     "QuadrantBrowser": "widgets.quadrant_browser",
+    # reports
+    "report": "reports.html_report", "compare": "reports.compare", "Comparison": "reports.compare",
 }
 _SUBPACKAGES = ("cams", "core", "datasets", "experiments", "judges", "masks", "metrics", "models", "params",
-                "pipeline", "store", "viz", "widgets")
+                "pipeline", "reports", "store", "viz", "widgets")
 
 __all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 

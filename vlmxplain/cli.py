@@ -4,6 +4,7 @@
     vlmxplain run NOTEBOOK --help        # that notebook's parameters
     vlmxplain params NOTEBOOK            # the same table
     vlmxplain list
+    vlmxplain report RUN_DIR [-o FILE]   # a run's self-contained HTML report
     vlmxplain --version
 
 NOTEBOOK is a path or the name of a bundled notebook (``pipeline``, ``quickstart``, ...). Values
@@ -203,7 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
     params = sub.add_parser("params", help="list a notebook's parameters with defaults and descriptions")
     params.add_argument("notebook")
     sub.add_parser("list", help="list the bundled notebooks")
+    rep = sub.add_parser("report", help="write a run's self-contained HTML report")
+    rep.add_argument("run_dir", help="a run directory (it holds run.sqlite)")
+    rep.add_argument("-o", "--output", default=None, help="the HTML file (default: RUN_DIR/report.html)")
     return parser
+
+
+def write_report(run_dir: str, output: str | None) -> Path:
+    """``vlmxplain report``: the run's HTML report (a missing run is a one-line usage error)."""
+    from .store import open_run
+
+    try:
+        run = open_run(run_dir)
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(f"run_dir: {str(err).splitlines()[0]}") from None
+    from .reports import report
+
+    return report(run, output or Path(run_dir) / "report.html")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             print("\n".join(bundled_notebooks()))
+            return 0
+        if args.command == "report":
+            print(f"vlmxplain: report written to {write_report(args.run_dir, args.output)}")
             return 0
         if args.command == "params":
             print(parameter_help(args.notebook))

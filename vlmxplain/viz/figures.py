@@ -32,11 +32,11 @@ def figure_class() -> type:
     return NotebookFigure
 
 
-def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **subplot_kw):
-    """``(figure, axes)`` like ``plt.subplots`` (``squeeze=False`` when a grid is asked for), but
-    the figure is not pyplot's: see :func:`figure_class`."""
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, *, squeeze: bool = True, **subplot_kw):
+    """``(figure, axes)`` like ``plt.subplots``, but the figure is not pyplot's: see
+    :func:`figure_class`."""
     fig = figure_class()(figsize=figsize, layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=(nrows == ncols == 1), **subplot_kw)
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze, **subplot_kw)
     return fig, axes
 
 
@@ -149,7 +149,8 @@ def plot_quadrant_gallery(run: Run, per_quadrant: int = 4, threshold: float | No
     if empty:
         heading += f"\nno samples in: {', '.join(empty)}"
     ncols = max([len(part) for _, part in rows] or [1])
-    fig, axes = new_figure((2.4 * ncols + 0.4, 2.9 * max(len(rows), 1) + 0.5), max(len(rows), 1), ncols)
+    fig, axes = new_figure((2.4 * ncols + 0.4, 2.9 * max(len(rows), 1) + 0.5), max(len(rows), 1), ncols,
+                           squeeze=False)
     for r, (q, part) in enumerate(rows):
         for c in range(ncols):
             ax = axes[r, c]

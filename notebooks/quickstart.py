@@ -94,6 +94,12 @@ vxf.show_figure(vx.plot_quadrant_matrix(quadrants, title=f"{dataset.name}: {p.ca
                 figures / f"quickstart-{tag}-quadrants.png")
 quadrants.to_frame()
 
+# %% [markdown]
+# The threshold can move after the fact: `run.quadrants(threshold=...)` recounts from the stored scores, and `.plot()` draws the matrix (shown once, as this cell's value).
+
+# %%
+run.quadrants(threshold=3.5).plot(title="the same run at threshold 3.5")
+
 # %%
 vxf.show_figure(vxf.plot_quadrant_gallery(run, per_quadrant=3), figures / f"quickstart-{tag}-gallery.png");
 

@@ -99,10 +99,12 @@ def open_browser(executable: str) -> Iterator:
             browser.close()
 
 
-def screenshot(target, name: str) -> Path:
-    """Save a screenshot of a page (full page) or of one element (a locator) as a test artifact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
+def screenshot(target, name: str, folder: Path | None = None) -> Path:
+    """Save a screenshot of a page (full page) or of one element (a locator) as a test artifact
+    (in ``folder``, else :data:`ARTIFACTS`)."""
+    folder = ARTIFACTS if folder is None else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     if hasattr(target, "goto"):
         target.screenshot(path=str(path), full_page=True)
     else:

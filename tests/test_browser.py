@@ -2,12 +2,14 @@
 
 One JupyterLab page runs ``tests/notebooks/panels.ipynb`` over the offline demo run (with one
 hostile judge description) and each test drives one panel in it, as a user would; one Voila
-page checks the tuner and the escaping there. Screenshots go to ``test-artifacts/browser/``.
+page checks the tuner and the escaping there. Screenshots go to ``test-artifacts/browser/``; those of
+the states a user must be able to read (true label, captions, rubric, ...) to the test's tmp dir.
 Without ``/usr/bin/chromium`` the module skips (fails when ``CI`` is set).
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -91,7 +93,7 @@ def _kept_percent(text: str) -> float:
 
 
 def test_mask_tuner_beta_slider_changes_image(lab):
-    tuner = lab.locator(".vx-mask-tuner")
+    tuner = lab.locator(".vx-mask-tuner:not(.vx-broken-demo)")
     image, info = tuner.locator("img.vx-image"), tuner.locator(".vx-info")
     expect(info).to_contain_text("beta 0.6")
     src, kept_before = _src(image), _kept_percent(info.inner_text())
@@ -140,14 +142,15 @@ def test_quadrant_browser_cell_click_changes_gallery(lab, demo_run):
     panel = lab.locator(".vx-quadrant-browser")
     members = {q: list(table.loc[table["quadrant"] == q, "id"]) for q in QUADRANTS}
     tiles = panel.locator(".vx-thumb-open:visible")
+    captions = panel.locator(".vx-thumb-caption:visible")
     first = next(q for q in QUADRANTS if members[q])  # selected at start
     expect(panel.locator(f".vx-cell-{first.lower()}")).to_have_class(re.compile("vx-cell-selected"))
-    expect(tiles).to_have_text([re.compile(f"^{re.escape(i)} · ") for i in members[first][:4]])
+    expect(captions).to_have_text([re.compile(re.escape(i)) for i in members[first][:4]])
     target = next(q for q in reversed(QUADRANTS) if members[q] and q != first)
     cell = panel.locator(f".vx-cell-{target.lower()}")
     expect(cell).to_have_text(re.compile(f"^{len(members[target])} · "))
     cell.click()
-    expect(tiles).to_have_text([re.compile(f"^{re.escape(i)} · ") for i in members[target][:4]])
+    expect(captions).to_have_text([re.compile(re.escape(i)) for i in members[target][:4]])
     expect(cell).to_have_class(re.compile("vx-cell-selected"))
     screenshot(panel, "quadrant-browser-cell")
 
@@ -201,7 +204,7 @@ def test_voila_renders_tuner_and_escapes_judge_text(demo_run, context, tmp_path_
         except Exception as err:
             screenshot(page, "voila-startup-failure")
             raise RuntimeError(f"Voila did not render the panels: {err}\n{server.log_tail()}") from err
-        tuner = page.locator(".vx-mask-tuner")
+        tuner = page.locator(".vx-mask-tuner:not(.vx-broken-demo)")
         image, info = tuner.locator("img.vx-image"), tuner.locator(".vx-info")
         expect(info).to_contain_text("beta 0.6")
         src = _src(image)
@@ -213,3 +216,72 @@ def test_voila_renders_tuner_and_escapes_judge_text(demo_run, context, tmp_path_
         _no_injection(page)
         screenshot(page, "voila-panels")
         page.close()
+
+
+# --------------------------------------------------------------------------- what a user sees
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Screenshots of every panel state below, kept under the test's tmp dir."""
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def _shot(target, name: str, folder: Path) -> None:
+    path = screenshot(target, name, folder)
+    assert path.stat().st_size > 1000, f"empty screenshot {path}"
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def test_mask_tuner_shows_true_label_captions_and_each_class_once(lab, demo_run, shots):
+    tuner = lab.locator(".vx-mask-tuner:not(.vx-broken-demo)")
+    label = demo_run.table["label"].iloc[0]
+    expect(tuner.locator(".vx-info")).to_contain_text(f"true label: {label}")
+    tuner.locator(".vx-view button", has_text="side by side").click()
+    expect(tuner.locator(".vx-caption")).to_have_text(
+        ["original", "heat-map overlay", re.compile(r"^masked CAM image \(what the judge sees\)")])
+    options = [o.strip() for o in tuner.locator(".vx-target select option").all_inner_texts()]
+    predicted = options[0].removeprefix("predicted: ").rsplit(" (", 1)[0]
+    assert sum(o.rsplit(" (", 1)[0] == predicted for o in options[1:]) == 0, options
+    _shot(tuner, "mask-tuner-true-label-side-by-side", shots)
+
+
+def test_mask_tuner_clears_after_an_unreadable_file(lab, shots):
+    tuner = lab.locator(".vx-broken-demo")
+    info, status = tuner.locator(".vx-info"), tuner.locator(".vx-status")
+    expect(info).to_contain_text("prediction:")
+    _shot(tuner, "mask-tuner-readable", shots)
+    tuner.locator(".vx-picker select").select_option(index=1)  # the broken file
+    expect(status).to_contain_text("b_broken")
+    expect(info).to_have_text("")
+    expect(tuner.locator(".vx-caption")).to_have_count(0)
+    _shot(tuner, "mask-tuner-unreadable-cleared", shots)
+
+
+def test_judge_viewer_score_range_readout_clear_of_its_slider(lab, shots):
+    viewer = lab.locator(".vx-judge-viewer:not(.vx-embedded)")
+    readout, track = viewer.locator(".vx-filter-score-range"), viewer.locator(".vx-filter-score .noUi-target")
+    expect(readout).to_have_text("0.0 – 5.0")
+    assert not _overlap(readout.bounding_box(), track.bounding_box())
+    _shot(viewer.locator(".vx-filter-score").locator("xpath=.."), "judge-viewer-score-filter", shots)
+
+
+def test_quadrant_browser_tiles_are_big_and_captions_readable(lab, demo_run, shots):
+    panel = lab.locator(".vx-quadrant-browser")
+    caption = panel.locator(".vx-thumb-caption:visible").first
+    expect(caption).to_contain_text("score ")
+    expect(caption).to_contain_text("→")
+    assert panel.locator("img.vx-thumb-image:visible").first.bounding_box()["width"] >= 190
+    assert caption.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "caption cut off"
+    _shot(panel.locator(".vx-gallery"), "quadrant-browser-tiles", shots)
+
+
+def test_annotator_shows_the_rubric(lab, shots):
+    panel = lab.locator(".vx-annotator")
+    rubric = panel.locator(".vx-rubric")
+    expect(rubric).to_contain_text("Scoring rubric (0–5)")
+    expect(rubric).to_contain_text("fully accurate")
+    expect(rubric).to_contain_text("scattered or irrelevant")
+    _shot(panel, "annotator-rubric", shots)

@@ -102,8 +102,9 @@ def test_wheel_in_a_clean_venv_lists_and_runs_the_notebooks(tmp_path):
     listed = subprocess.run([str(cli), "list"], cwd=empty, capture_output=True, text=True, check=True).stdout.split()
     assert {"pipeline", "quickstart", "shortcut_bias", "sweep", "agreement"} <= set(listed)
     env = {**os.environ, "TQDM_DISABLE": "1", "VLMXPLAIN_CACHE": str(tmp_path / "cache.sqlite")}
-    ran = subprocess.run([str(cli), "run", "pipeline", "-p", "limit", "2", "--no-progress"], cwd=empty,
+    ran = subprocess.run([str(cli), "run", "pipeline", "-p", "limit", "2", "--no-progress", "--out", "out"], cwd=empty,
                          capture_output=True, text=True, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert (empty / "runs" / "pipeline" / "run.sqlite").is_file()
-    assert len(list((empty / "figures").glob("pipeline-*.png"))) == 3
+    assert (empty / "runs" / "pipeline" / "gallery-auto-gradcam" / "run.sqlite").is_file()
+    assert len(list((empty / "out").glob("pipeline-*.png"))) == 3  # --out receives the figures too
+    assert len(list((empty / "out").glob("pipeline-*.ipynb"))) == 1

@@ -14,7 +14,18 @@ def test_defaults_are_valid_and_normalised():
     assert p.as_dict()["judge"] == "offline:faithfulness" and p.as_dict()["data"] == "gallery"
     assert vxp.PipelineParams.check(cam="GradCAM++").cam == "gradcam++"
     for name, model in vxp.NOTEBOOK_PARAMS.items():
-        assert model.check().as_dict() == model.defaults(), name  # defaults validate to themselves
+        checked, defaults = model.check().as_dict(), model.defaults()
+        if defaults.get("run_dir", "") is None:  # derived from the data, classifier and CAM
+            assert checked.pop("run_dir").startswith(f"runs/{name}/"), name
+            defaults.pop("run_dir")
+        assert checked == defaults, name  # defaults validate to themselves
+
+
+def test_default_run_dirs_differ_by_data():
+    a, b = vxp.PipelineParams.check(data="shapes"), vxp.PipelineParams.check(data="gallery", limit=4)
+    assert a.run_dir != b.run_dir and a.run_dir.startswith("runs/pipeline/shapes")
+    assert vxp.PipelineParams.check(data="shapes", cam="layercam").run_dir != a.run_dir
+    assert vxp.PipelineParams.check(data="shapes", run_dir="mine").run_dir == "mine"
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from vlmxplain.widgets import logic
 from vlmxplain.core.quadrants import QUADRANTS, quadrant_summary
 from vlmxplain.store import RunStore
 from vlmxplain.widgets import Annotator, JudgeViewer, MaskTuner, QuadrantBrowser
-from vlmxplain.widgets.common import encode_image
+from vlmxplain.widgets.common import blank_image, encode_image
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,9 @@ def test_tuner_cam_cached_per_image_method_and_class(tuner):
 def test_tuner_target_class_from_the_top5_dropdown(tuner, lite0):
     tuner.index, tuner.method, tuner.target = 0, "gradcam", None
     options = tuner._target.options
-    assert options[0][1] == views_predicted() and len(options) == 6  # predicted + top-5
+    assert options[0][1] == views_predicted() and len(options) == 5  # predicted + the other 4 of the top 5
+    predicted = tuner._images[0].prediction
+    assert [v for _, v in options].count(predicted) == 0  # the predicted class is listed once, as "predicted"
     second = options[2][1]
     before, n = tuner.image.value, tuner.cam_computations
     tuner._target.value = second  # the user picks the second most likely class
@@ -387,7 +389,8 @@ def test_viewer_show_clears_hiding_filters_and_rejects_unknown_ids(run, table):
 
 # =========================================================================== QuadrantBrowser
 def visible_tiles(b: QuadrantBrowser) -> list[str]:
-    return [btn.description.split(" · ")[0] for tile, _, btn in b._tiles if tile.layout.display != "none"]
+    return [btn.tooltip.removeprefix("open ").removesuffix(" in the viewer") for tile, _, btn, _ in b._tiles
+            if tile.layout.display != "none"]
 
 
 def test_browser_cells_show_counts_and_clicks_fill_the_gallery(run, table):
@@ -587,3 +590,64 @@ def test_executed_notebook_keeps_a_static_rendering_of_every_panel(run, monkeypa
     nb.metadata.pop("widgets", None)  # saved without widget state (JupyterLab's default)
     page, _ = HTMLExporter().from_notebook_node(nb)
     assert page.count("vx-static") == 4 and "&lt;img src=x onerror=" in page
+
+
+# --------------------------------------------------------------------------- panels explain themselves
+def test_logic_target_options_list_the_predicted_class_once():
+    names = ["cat", "dog", "fox", "owl"]
+    opts = logic.target_options(names, 1, 0.7, [(1, 0.7), (0, 0.2), (3, 0.1)], None)
+    assert opts == [("predicted: dog (70.0%)", -1), ("cat (20.0%)", 0), ("owl (10.0%)", 3)]
+    assert logic.target_options(names, 1, 0.7, [(1, 0.7)], 2)[-1] == ("fox", 2)
+    assert len(logic.target_options(names, 1, 0.7, [(1, 0.7)], 1)) == 1
+
+
+def test_logic_captions_rubric_tiles_and_range_text():
+    assert logic.view_captions("side by side", 25, 0.6) == [
+        "original", "heat-map overlay", "masked CAM image (what the judge sees), alpha 25, beta 0.6"]
+    assert len(logic.view_captions("mask", 25, 0.6)) == 1
+    from vlmxplain.judges.vlm.prompts import PAPER_RUBRIC
+
+    levels = logic.rubric_levels(PAPER_RUBRIC.user)
+    assert [n for n, _ in levels] == [0, 1, 2, 3, 4, 5] and levels[5][1].startswith("fully accurate")
+    row = pd.Series({"score": 3.25, "label": "tabby cat, tabby", "predicted_name": "Egyptian cat"})
+    assert logic.thumb_caption(row) == ("score 3.2", "tabby cat → Egyptian cat")
+    assert logic.thumb_caption(pd.Series({"score": None, "label": None, "predicted_name": "x"}))[0] == "not judged"
+    assert logic.score_range_text((0, 5)) == "0.0 – 5.0"
+
+
+def test_tuner_shows_the_true_label_and_captions_side_by_side(tuner, gallery):
+    tuner.index, tuner.view = 0, "side by side"
+    assert f"true label: <b>{views.esc(gallery[0].label)}</b>" in tuner.info.value
+    assert tuner.captions.value.count("vx-caption") == 3 and "what the judge sees" in tuner.captions.value
+    assert "true label" in tuner._repr_mimebundle_()["text/html"]
+    tuner.view = "masked"
+
+
+def test_tuner_clears_the_previous_prediction_after_an_unreadable_file(lite0, tmp_path, photos):
+    (tmp_path / "cat").mkdir()
+    photos["chelsea"].save(tmp_path / "cat" / "a_good.png")
+    (tmp_path / "cat" / "b_broken.png").write_bytes(b"not an image at all")
+    t = MaskTuner(lite0, vx.datasets.folder(tmp_path))
+    assert "prediction:" in t.info.value and "true label: <b>cat</b>" in t.info.value
+    t.index = 1
+    assert t.info.value == "" and t.captions.value == "" and t.image.value == blank_image()
+    assert "b_broken" in t.status.value and t._target.options == (("predicted class", -1),)
+    with pytest.raises(RuntimeError):
+        t.snapshot()
+    t.index = 0
+    assert "prediction:" in t.info.value and t.status.value == ""
+
+
+def test_annotator_shows_the_rubric(run):
+    a = Annotator(run, "rubric-reader")
+    assert "Scoring rubric" in a.rubric.value and "fully accurate" in a.rubric.value
+    assert a.rubric in a.children and "Scoring rubric" in a.to_html()
+
+
+def test_browser_tiles_caption_score_and_names(run):
+    b = QuadrantBrowser(run)
+    tile, img, btn, caption = b._tiles[0]
+    sid = b.page_ids[0]
+    row = run.table.loc[sid]
+    assert f"score {row['score']:.1f}" in caption.value and sid in caption.value
+    assert views.esc(str(row["label"]).split(",")[0]) in caption.value and b.thumb_size >= 200

@@ -37,9 +37,11 @@ _EXPORTS: dict[str, str] = {
     "save_figure": "viz.figures",
     "Annotator": "widgets.annotator", "JudgeViewer": "widgets.judge_viewer", "MaskTuner": "widgets.mask_tuner",
     "QuadrantBrowser": "widgets.quadrant_browser",
+    # reports
+    "report": "reports.html_report", "compare": "reports.compare", "Comparison": "reports.compare",
 }
 _SUBPACKAGES = ("cams", "core", "datasets", "experiments", "judges", "masks", "metrics", "models", "params",
-                "pipeline", "store", "viz", "widgets")
+                "pipeline", "reports", "store", "viz", "widgets")
 
 __all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 
@@ -53,6 +55,23 @@ def __getattr__(name: str) -> Any:  # PEP 562: import on first use
         raise AttributeError(f"module 'vlmxplain' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+def _lazy(module: str, name: str) -> Any:
+    """A function that imports ``module`` on its first call and calls its ``name``."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(f".{module}", __name__), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+# The root wires views onto core's read models (``run.quadrants().plot()``) without core importing
+# viz: viz is imported on the first call only.
+from .core.views import register_view as _register_view  # noqa: E402
+
+_register_view("quadrant_matrix", _lazy("viz.figures", "plot_quadrant_matrix"))
 
 
 def __dir__() -> list[str]:

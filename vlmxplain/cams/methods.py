@@ -6,14 +6,15 @@ channel or not) and which attributes it sets on the grad-cam object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import numpy as np
 from pytorch_grad_cam import (
     AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM,
 )
 from pytorch_grad_cam.base_cam import BaseCAM
-from pydantic import BeforeValidator
+
+from ..core.catalog import CAM_METHOD_NAMES, cam_name
+from ..core import fields as _fields
 
 
 class CostlyMethodWarning(UserWarning):
@@ -59,17 +60,14 @@ CAM_METHODS: dict[str, CamMethod] = {
         CamMethod("ablationcam", AblationCAM, uses_gradients=False, costly=True, options={"batch_size": 64}),
     ]
 }
-_ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++", "grad-cam": "gradcam", "score-cam": "scorecam"}
+assert tuple(CAM_METHODS) == CAM_METHOD_NAMES, "core.catalog.CAM_METHOD_NAMES must list this registry"
 
 
 def get_cam_method(name: str) -> CamMethod:
-    """Look a method up by name (case-insensitive); a clear error lists the known ones."""
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in CAM_METHODS:
-        raise ValueError(f"cam: unknown CAM method {name!r}; known: {', '.join(CAM_METHODS)}")
-    return CAM_METHODS[key]
+    """Look a method up by name (case-insensitive, aliases as in :mod:`vlmxplain.core.catalog`);
+    a clear error names the closest known one."""
+    return CAM_METHODS[cam_name(name)]
 
 
-#: A pydantic field type for a CAM method parameter (normalised to its registry name).
-CamField = Annotated[str, BeforeValidator(lambda value: get_cam_method(value).name)]
+#: A pydantic field type for a CAM method parameter (defined in core: checked before anything loads).
+CamField = _fields.CamField

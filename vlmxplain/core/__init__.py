@@ -1,16 +1,29 @@
 """The bottom layer: defaults, value checks, typed specs, records and quadrant arithmetic.
 
-Nothing here imports torch, a VLM SDK, ipywidgets or matplotlib.
+Nothing here imports torch, a VLM SDK, ipywidgets or matplotlib. The names below load their
+module on first use (PEP 562), so a light import (``vlmxplain.core.specs``) pays for no pandas.
 """
-from .checks import check_int, validate_mask_params, validate_threshold
-from .defaults import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_THRESHOLD, PREVIEW_SIZE
-from .quadrants import QUADRANT_VALUES, QUADRANTS, QuadrantSummary, assign_quadrants, quadrant_column, quadrant_summary
-from .records import JudgeResponse, JudgeSettings, Judgment, RunConfig, RunView
-from .specs import ClassifierSpec, DataSpec, JudgeSpec
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_ALPHA", "DEFAULT_BETA", "DEFAULT_THRESHOLD", "PREVIEW_SIZE", "QUADRANTS", "QUADRANT_VALUES",
-    "ClassifierSpec", "DataSpec", "JudgeResponse", "JudgeSettings", "JudgeSpec", "Judgment", "QuadrantSummary",
-    "RunConfig", "RunView", "assign_quadrants", "check_int", "quadrant_column", "quadrant_summary",
-    "validate_mask_params", "validate_threshold",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "check_int": "checks", "validate_mask_params": "checks", "validate_threshold": "checks",
+    "DEFAULT_ALPHA": "defaults", "DEFAULT_BETA": "defaults", "DEFAULT_THRESHOLD": "defaults", "PREVIEW_SIZE": "defaults",
+    "QUADRANT_VALUES": "quadrants", "QUADRANTS": "quadrants", "QuadrantSummary": "quadrants",
+    "assign_quadrants": "quadrants", "quadrant_column": "quadrants", "quadrant_summary": "quadrants",
+    "JudgeResponse": "records", "JudgeSettings": "records", "Judgment": "records", "RunConfig": "records",
+    "RunView": "records",
+    "ClassifierSpec": "specs", "DataSpec": "specs", "JudgeSpec": "specs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value

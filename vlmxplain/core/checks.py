@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import BeforeValidator, Field
 
 from .defaults import SCORE_MAX, SCORE_MIN
 
@@ -28,6 +28,18 @@ def _number(name: str, value: Any) -> float:
     return x
 
 
+def _in_range(name: str, value: Any, low: float, high: float, what: str) -> float:
+    """``value`` as a float in [low, high]; the error names the closest valid value."""
+    try:
+        x = _number(name, value)
+    except ValueError:
+        x = float("nan")
+    if not low <= x <= high:
+        hint = f" (closest valid: {min(max(x, low), high):g})" if not math.isnan(x) else ""
+        raise ValueError(f"{name}: must be {what}, got {value!r}{hint}")
+    return x
+
+
 def check_alpha(alpha: Any) -> float:
     """alpha > 0, finite (paper: 25)."""
     try:
@@ -41,13 +53,7 @@ def check_alpha(alpha: Any) -> float:
 
 def check_beta(beta: Any) -> float:
     """0 <= beta <= 1, finite (paper: 0.4–0.7, best 0.6)."""
-    try:
-        b = _number("beta", beta)
-    except ValueError:
-        b = float("nan")
-    if not 0.0 <= b <= 1.0:
-        raise ValueError(f"beta: must be a finite number in [0, 1] (paper: 0.4–0.7, best 0.6), got {beta!r}")
-    return b
+    return _in_range("beta", beta, 0.0, 1.0, "a finite number in [0, 1] (paper: 0.4–0.7, best 0.6)")
 
 
 def validate_mask_params(alpha: Any, beta: Any) -> tuple[float, float]:
@@ -57,13 +63,7 @@ def validate_mask_params(alpha: Any, beta: Any) -> tuple[float, float]:
 
 def validate_threshold(threshold: Any) -> float:
     """A score threshold in [0, 5]."""
-    try:
-        t = _number("threshold", threshold)
-    except ValueError:
-        t = float("nan")
-    if not SCORE_MIN <= t <= SCORE_MAX:
-        raise ValueError(f"threshold: must be a number in [0, 5], got {threshold!r}")
-    return t
+    return _in_range("threshold", threshold, SCORE_MIN, SCORE_MAX, "a number in [0, 5]")
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -75,25 +75,13 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
 
 def check_score(name: str, value: Any) -> float:
     """A score in [0, 5]."""
-    try:
-        s = _number(name, value)
-    except ValueError:
-        s = float("nan")
-    if not SCORE_MIN <= s <= SCORE_MAX:
-        raise ValueError(f"{name}: must be in 0..5, got {value!r}")
-    return s
-
-
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number, got {value!r}")
-    return value
+    return _in_range(name, value, SCORE_MIN, SCORE_MAX, "in 0..5")
 
 
 #: Annotated types for pydantic models (same rules as the functions above).
-Alpha = Annotated[float, BeforeValidator(_no_bool), AfterValidator(check_alpha)]
-Beta = Annotated[float, BeforeValidator(_no_bool), AfterValidator(check_beta)]
-Threshold = Annotated[float, BeforeValidator(_no_bool), AfterValidator(validate_threshold)]
+Alpha = Annotated[float, BeforeValidator(check_alpha)]
+Beta = Annotated[float, BeforeValidator(check_beta)]
+Threshold = Annotated[float, BeforeValidator(validate_threshold)]
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 

@@ -9,6 +9,7 @@ the notebooks' ``parameters`` cells are written from these models' defaults.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Annotated, Any, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
@@ -20,10 +21,33 @@ def closest(name: str, known: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "less_than_equal": ("<=", "le"), "greater_than": (">", "gt"),
+           "less_than": ("<", "lt")}
+
+
+def _constraint_message(name: str, err: dict) -> str | None:
+    """One line for pydantic's bound, integer and choice errors, naming the closest valid value."""
+    kind, ctx, value = err.get("type", ""), err.get("ctx") or {}, err.get("input")
+    if kind in _BOUNDS:
+        op, key = _BOUNDS[kind]
+        bound = ctx.get(key)
+        hint = f" (closest valid: {bound})" if key in ("ge", "le") else ""
+        return f"{name}: must be {op} {bound}, got {value!r}{hint}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{name}: must be an integer, got {value!r}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"{name}: must be one of {', '.join(choices)}, got {value!r}{closest(str(value), choices)}"
+    return None
+
+
 def _message(err: dict, known: tuple[str, ...]) -> str:
     name = str(err["loc"][0]) if err.get("loc") else "parameters"
     if err.get("type") == "extra_forbidden":
         return f"{name}: unknown parameter{closest(name, known)}; known: {', '.join(known)}"
+    constraint = _constraint_message(name, err)
+    if constraint is not None:
+        return constraint
     msg = str(err.get("msg", ""))
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

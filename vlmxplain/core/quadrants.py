@@ -14,6 +14,7 @@ import pandas as pd
 
 from .checks import validate_threshold
 from .defaults import DEFAULT_THRESHOLD
+from .views import get_view
 
 QUADRANTS = ("Correct-High", "Correct-Low", "Wrong-High", "Wrong-Low")
 UNJUDGED = "Unjudged"
@@ -75,6 +76,11 @@ class QuadrantSummary:
             index=pd.Index(["Correct", "Wrong"], name="prediction"),
             columns=pd.Index(["High", "Low"], name=f"score ≥ {self.threshold:g}"),
         )
+
+    def plot(self, ax=None, title: str | None = None):
+        """The matrix as a figure (:func:`vlmxplain.viz.figures.plot_quadrant_matrix`), shown once
+        when it is a cell's value."""
+        return get_view("quadrant_matrix")(self, ax=ax, title=title)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"count": self.counts, "share": self.shares})

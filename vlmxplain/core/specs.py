@@ -18,6 +18,7 @@ The grammar:
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from dataclasses import dataclass, field
@@ -117,7 +118,9 @@ class DataSpec:
             return self
         path = Path(self.path).expanduser()
         if not path.exists():
-            raise ValueError(f"data: no such file or folder: {self.path!r} (or use 'gallery' / 'shapes')")
+            near = difflib.get_close_matches(self.path.split(":", 1)[0], ["gallery", "shapes"], n=1, cutoff=0.6)
+            hint = f" (did you mean {near[0]!r}?)" if near else " (or use 'gallery' / 'shapes')"
+            raise ValueError(f"data: no such file or folder: {self.path!r}{hint}")
         if self.kind == "folder" and path.is_file():
             raise ValueError(f"data: {self.path!r} is a file but not a .csv list")
         if self.kind == "csv" and not path.is_file():
@@ -225,7 +228,9 @@ class JudgeSpec:
         provider, rest = text.strip().split(":", 1)
         provider = provider.strip().lower()
         if provider not in JUDGE_PROVIDERS:
-            raise ValueError(f"judge: unknown provider {provider!r}; known: {', '.join(JUDGE_PROVIDERS)}")
+            near = difflib.get_close_matches(provider, JUDGE_PROVIDERS, n=1, cutoff=0.6)
+            hint = f" (did you mean '{near[0]}:{rest.strip()}'?)" if near else ""
+            raise ValueError(f"judge: unknown provider {provider!r}{hint}; known: {', '.join(JUDGE_PROVIDERS)}")
         base_url = None
         if provider in URL_PROVIDERS:
             rest, at, base_url = rest.partition("@")

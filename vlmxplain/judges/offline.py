@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..core.records import Judgment
+from ..core.fields import checked_judge
 from ..core.specs import JudgeSpec
 from ..masks.judge_input import JudgeInput
 from ..masks.regions import energy_on_mask
@@ -117,13 +118,8 @@ class GroundTruthJudge(Judge):
         )
 
 
-OFFLINE_JUDGES = ("faithfulness", "groundtruth")
-
-
 def _check_offline(spec: JudgeSpec) -> None:
-    if spec.model.lower() not in OFFLINE_JUDGES:
-        raise ValueError(f"judge: unknown offline judge {spec.model!r}; known: "
-                         + ", ".join(f"offline:{name}" for name in OFFLINE_JUDGES))
+    checked_judge(spec)  # a known offline judge (the names live in core.catalog)
 
 
 @register_judge("offline", check=_check_offline)

@@ -7,7 +7,7 @@ shown (masked image, overlay, or both side by side) at the size it is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -16,8 +16,7 @@ from ..core.defaults import PREVIEW_SIZE
 from .images import fit_longest, png_bytes, side_by_side
 from .saliency import apply_mask, overlay, saliency, sigmoid_mask
 
-InputKind = Literal["masked", "overlay", "both"]
-INPUT_KINDS: tuple[str, ...] = ("masked", "overlay", "both")
+from ..core.catalog import INPUT_KINDS, InputKind  # noqa: F401  (what a VLM judge is shown; re-exported)
 
 
 @dataclass

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import BeforeValidator, PlainSerializer
 
 from ..core.specs import ClassifierSpec, DataSpec
 from .classifiers import Classifier, load_classifier
@@ -43,15 +40,3 @@ def _build(spec: ClassifierSpec, data_spec: DataSpec | None, progress: bool) -> 
         return load_shapes_classifier(path)
     return load_classifier(spec.name)
 
-
-def checked_classifier_spec(value: "ClassifierSpec | str") -> ClassifierSpec:
-    """A classifier spec whose checkpoint (if any) exists."""
-    spec = ClassifierSpec.parse(value)
-    if spec.kind == "checkpoint" and not Path(spec.path).expanduser().is_file():
-        raise ValueError(f"classifier: no checkpoint file at {spec.path!r}")
-    return spec
-
-
-#: A pydantic field type for a classifier parameter.
-ClassifierField = Annotated[ClassifierSpec, BeforeValidator(checked_classifier_spec),
-                            PlainSerializer(str, return_type=str)]

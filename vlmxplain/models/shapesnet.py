@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..core.defaults import model_cache_dir
 from ..core.specs import SHORTCUT_CLASSES
@@ -97,7 +98,10 @@ def train_shapes_classifier(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    bar = tqdm(total=steps, desc="train shapesnet", disable=not progress)
+    # A text bar on stderr, not a notebook widget: it streams through the CLI and an executed
+    # notebook keeps it as text at 100% (a widget bar is saved frozen at 0%).
+    bar = tqdm(total=steps, desc=f"train shapesnet ({len(x)} images, {epochs} epochs)", disable=not progress,
+               file=sys.stderr, mininterval=2.0, dynamic_ncols=False, ncols=100)
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), batch_size):
@@ -174,6 +178,9 @@ def shapes_model(train_spec: dict[str, Any] | None = None, *, epochs: int = DEFA
     path = model_cache_dir() / f"shapesnet-{key}.pt"
     if path.is_file():
         return load_shapes_classifier(path)
+    # Always said (training takes minutes on a CPU, once): also where the bar is turned off.
+    print(f"vlmxplain: training a ShapesNet on {spec['n']} shapes images ({epochs} epochs), once; "
+          f"cached at {path}", file=sys.stderr, flush=True)
     return train_shapes_classifier(shapes(**spec), epochs=epochs, progress=progress, save_to=path)
 
 

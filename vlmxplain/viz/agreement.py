@@ -21,15 +21,15 @@ def plot_agreement(judge: Any, human: Any, ax=None, *, jitter: float = 0.15, see
     x, y, _ = paired_scores(judge, human, ("judge", "human"))
     corr = correlations(x, y, n_boot=0)
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5))
+        _, ax = plt.subplots(figsize=(5.8, 4.5), layout="constrained")
     rng = np.random.default_rng(seed)
-    jx, jy = (v + rng.uniform(-jitter, jitter, len(v)) for v in (x, y))
+    jx, jy = (np.clip(v + rng.uniform(-jitter, jitter, len(v)), *SCORE_RANGE) for v in (x, y))  # stay in 0–5
     sns.scatterplot(x=jx, y=jy, ax=ax, alpha=0.6, s=25, edgecolor="none")
     if np.ptp(x) and np.ptp(y):  # fit on the un-jittered scores
         sns.regplot(x=x, y=y, ax=ax, scatter=False, ci=None, line_kws=dict(color="C3"))
     fmt = lambda v: "n/a" if np.isnan(v) else f"{v:.2f}"  # noqa: E731
     est = corr["estimate"]
-    ax.text(0.03, 0.97, f"r = {fmt(est['pearson'])}\nρ = {fmt(est['spearman'])}\n"
+    ax.text(1.03, 1.0, f"r = {fmt(est['pearson'])}\nρ = {fmt(est['spearman'])}\n"  # beside the axes, off the points
             f"τ = {fmt(est['kendall'])}\nn = {len(x)}", transform=ax.transAxes, va="top",
             ha="left", fontsize=9, bbox=dict(boxstyle="round", fc="white", alpha=0.8))
     lo = min(SCORE_RANGE[0], x.min(), y.min()) - 0.5

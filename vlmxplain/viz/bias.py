@@ -18,7 +18,7 @@ def plot_bias_curve(result: BiasResult, ax=None, title: str | None = None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+        _, ax = plt.subplots(figsize=(8.6, 4.2), layout="constrained")
     t = result.table
     sc, ctl = t[t["kind"] == "shortcut"].sort_values("rate"), t[t["kind"] == "control"]
     series = [("flagged_share", "flagged (score < threshold)", "C3", "o"),
@@ -32,11 +32,11 @@ def plot_bias_curve(result: BiasResult, ax=None, title: str | None = None):
             ax.axhline(float(ctl[col].iloc[0]), color=color, linestyle=":", linewidth=1)
     corr = result.correlation.loc["flagged_share"]
     r = "n/a" if not np.isfinite(corr["pearson_r"]) else f"{corr['pearson_r']:.2f}"
-    ax.text(0.02, 0.5, f"r(rate, flagged) = {r}\ndotted lines: control", transform=ax.transAxes, fontsize=9,
-            va="center", bbox=dict(boxstyle="round", fc="white", alpha=0.85))
+    ax.text(1.02, 0.0, f"r(rate, flagged) = {r}\ndotted lines: control", transform=ax.transAxes, fontsize=9,
+            va="bottom", ha="left", bbox=dict(boxstyle="round", fc="white", alpha=0.85))
     ax.set(xlabel=f"shortcut rate (share of '{result.params.shortcut_class}' training images with the dot)",
            ylabel="share", ylim=(-0.03, 1.03), xlim=(-0.05, 1.05))
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # outside the data
     ax.set_title(title or f"Shortcut bias: judge {result.params.judge}, threshold {result.params.threshold:g}")
     return ax.figure
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -13,23 +14,62 @@ from ..store import Run
 QUADRANT_COLORS = {"Correct-High": "#2a9d8f", "Correct-Low": "#e9c46a", "Wrong-High": "#f4a261", "Wrong-Low": "#e76f51"}
 
 
-def _new_axes(ax, figsize):
-    import matplotlib.pyplot as plt
+@lru_cache(maxsize=1)
+def figure_class() -> type:
+    """A matplotlib ``Figure`` that pyplot does not manage and that renders itself as PNG: a
+    returned figure is shown exactly once in a notebook (no second copy from pyplot's inline
+    flush), also where the backend is Agg, and it is freed when no longer referenced."""
+    import io
 
+    from matplotlib.figure import Figure
+
+    class NotebookFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buf = io.BytesIO()
+            self.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+            return buf.getvalue()
+
+    return NotebookFigure
+
+
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, *, squeeze: bool = True, **subplot_kw):
+    """``(figure, axes)`` like ``plt.subplots``, but the figure is not pyplot's: see
+    :func:`figure_class`."""
+    fig = figure_class()(figsize=figsize, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze, **subplot_kw)
+    return fig, axes
+
+
+def _new_axes(ax, figsize):
     if ax is not None:
         return ax.figure, ax
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return fig, ax
+    return new_figure(figsize)
+
+
+def share_text(count: int, total: int) -> str:
+    """A share for a label that never rounds a non-empty cell to "0%" nor a partial one to "100%":
+    ``0.3%``, ``<0.1%``, ``12%``, ``99.7%``, ``>99.9%``."""
+    if total <= 0 or count == 0:
+        return "0%"
+    if count >= total:
+        return "100%"
+    share = count / total
+    if 0.095 <= share <= 0.995:
+        return f"{share:.0%}"
+    if 0.001 <= share <= 0.999:
+        return f"{share:.1%}"
+    return "<0.1%" if share < 0.5 else ">99.9%"
 
 
 def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = None):
-    """The 2×2 matrix as an annotated heat map (count and share per cell)."""
+    """The 2×2 matrix as an annotated heat map (count and share per cell; a small non-empty
+    cell reads e.g. ``2 / 0.3%``, never ``0%``)."""
     import seaborn as sns
 
     fig, ax = _new_axes(ax, (4.6, 3.8))
     matrix = summary.matrix
     total = max(summary.total, 1)
-    labels = np.array([[f"{v}\n{v / total:.0%}" for v in row] for row in matrix.to_numpy()])
+    labels = np.array([[f"{v}\n{share_text(int(v), total)}" for v in row] for row in matrix.to_numpy()])
     sns.heatmap(matrix, annot=labels, fmt="", cmap="Blues", cbar=False, linewidths=1, linecolor="white",
                 annot_kws={"fontsize": 13}, ax=ax, vmin=0)
     ax.set_xlabel(f"judge score ≥ {summary.threshold:g}?")
@@ -38,41 +78,85 @@ def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = 
     return fig
 
 
-def plot_score_histogram(table: pd.DataFrame, threshold: float, ax=None, title: str | None = None):
-    """Judge scores split by prediction correctness, with the threshold marked."""
-    import seaborn as sns
+PREDICTION_COLORS = {"correct": "#2a9d8f", "wrong": "#e76f51"}
 
-    fig, ax = _new_axes(ax, (5.5, 3.6))
-    df = table[table["score"].notna() & table["correct"].notna()].copy()
-    df["prediction"] = np.where(df["correct"].astype(bool), "correct", "wrong")
+
+def plot_score_histogram(table: pd.DataFrame, threshold: float, ax=None, title: str | None = None,
+                         bin_width: float = 0.5):
+    """Judge scores split by prediction correctness, with the threshold marked.
+
+    Bins are ``bin_width`` wide and centred on the scores they hold (0, 0.5, 1, ... for the
+    default), the correct and wrong bars of a bin stand side by side around its centre, each
+    non-empty bar carries its count (so a handful of wrong predictions next to hundreds of
+    correct ones stays visible), and the count axis has integer ticks.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _new_axes(ax, (5.8, 3.6))
+    df = table[table["score"].notna() & table["correct"].notna()]
+    centres = np.arange(0.0, 5.0 + bin_width / 2, bin_width)
+    edges = np.append(centres - bin_width / 2, centres[-1] + bin_width / 2)
+    width = bin_width * 0.42
     if len(df):
-        sns.histplot(df, x="score", hue="prediction", hue_order=["correct", "wrong"], bins=np.linspace(0, 5, 11),
-                     multiple="dodge", shrink=0.85, palette={"correct": "#2a9d8f", "wrong": "#e76f51"}, ax=ax)
+        correct = df["correct"].astype(bool).to_numpy()
+        scores = df["score"].to_numpy(dtype=float)
+        for offset, name, mask in ((-width / 2, "correct", correct), (width / 2, "wrong", ~correct)):
+            counts, _ = np.histogram(scores[mask], bins=edges)
+            bars = ax.bar(centres + offset, counts, width=width, color=PREDICTION_COLORS[name],
+                          label=f"{name} ({int(mask.sum())})", edgecolor="white", linewidth=0.5, gid=name)
+            ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], fontsize=7, padding=1)
+        ax.legend(title="prediction", fontsize=8, title_fontsize=8)
     else:
         ax.text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=ax.transAxes)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    ax.set_xlim(0, 5)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_xticks(np.arange(0, 6))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(y=0.12)
     ax.set_xlabel("judge score (0–5)")
+    ax.set_ylabel("samples")
     ax.set_title(title or "Judge scores by correctness")
     return fig
 
 
-def plot_quadrant_gallery(run: Run, per_quadrant: int = 4, threshold: float | None = None, view: str = "masked",
-                          title: str | None = None):
-    """A grid: one row per quadrant, up to ``per_quadrant`` masked images (lowest/highest
-    scores first where it matters: Correct-Low by ascending score, the others descending)."""
-    import matplotlib.pyplot as plt
+def caption(label: object, predicted: object, score: float, width: int = 24) -> str:
+    """A gallery caption: ``true → predicted`` (first synonym of each, wrapped, not cut) and the score."""
+    import textwrap
 
-    table = run.table_for(threshold=threshold)
+    def first(name: object) -> str:
+        return "?" if name is None or (isinstance(name, float) and np.isnan(name)) else str(name).split(",")[0]
+
+    text = textwrap.fill(f"{first(label)} → {first(predicted)}", width=width, break_long_words=False)
+    return f"{text}\nscore {score:.1f}" if pd.notna(score) else text
+
+
+def plot_quadrant_gallery(run: Run, per_quadrant: int = 4, threshold: float | None = None, view: str = "masked",
+                          title: str | None = None, table: pd.DataFrame | None = None):
+    """A grid: one row per non-empty quadrant, up to ``per_quadrant`` masked images (lowest/highest
+    scores first where it matters: Correct-Low by ascending score, the others descending), each
+    captioned ``true label → prediction`` and its score. Empty quadrants are named in the title,
+    and a row with fewer samples leaves no empty boxes. ``table`` (a subset of the run's table,
+    e.g. one class) chooses the samples."""
+    table = run.table_for(threshold=threshold) if table is None else table
     rows = []
     for q in QUADRANTS:
         part = table[table["quadrant"] == q].sort_values("score", ascending=q.endswith("Low"))
-        rows.append((q, part.head(per_quadrant)))
-    fig, axes = plt.subplots(len(QUADRANTS), per_quadrant, figsize=(2.3 * per_quadrant, 2.6 * len(QUADRANTS)),
-                             squeeze=False, layout="constrained")
+        if len(part):
+            rows.append((q, part.head(per_quadrant)))
+    cut = run.threshold if threshold is None else threshold
+    empty = [q for q in QUADRANTS if not (table["quadrant"] == q).any()]
+    heading = title or f"{view.capitalize()} CAM images per quadrant (threshold {cut:g})"
+    if empty:
+        heading += f"\nno samples in: {', '.join(empty)}"
+    ncols = max([len(part) for _, part in rows] or [1])
+    fig, axes = new_figure((2.4 * ncols + 0.4, 2.9 * max(len(rows), 1) + 0.5), max(len(rows), 1), ncols,
+                           squeeze=False)
     for r, (q, part) in enumerate(rows):
-        for c in range(per_quadrant):
+        for c in range(ncols):
             ax = axes[r, c]
+            if c >= len(part):
+                ax.set_axis_off()
+                continue
             ax.set_xticks([])
             ax.set_yticks([])
             for side in ax.spines.values():
@@ -80,16 +164,14 @@ def plot_quadrant_gallery(run: Run, per_quadrant: int = 4, threshold: float | No
                 side.set_linewidth(3)
             if c == 0:
                 ax.set_ylabel(f"{q}\n({int((table['quadrant'] == q).sum())})", fontsize=10)
-            if c >= len(part):
-                ax.set_facecolor("#f4f4f4")
-                continue
             row = part.iloc[c]
             item = run.judge_input(row["id"])
             ax.imshow(item.overlay if view == "overlay" else item.masked)
-            name = str(row["predicted_name"]).split(",")[0][:18]
-            ax.set_title(f"{row['id'][:16]}\n→ {name}  s={row['score']:.1f}", fontsize=8)
-    cut = run.threshold if threshold is None else threshold
-    fig.suptitle(title or f"{view.capitalize()} CAM images per quadrant (threshold {cut:g})")
+            ax.set_title(caption(row["label"], row["predicted_name"], row["score"]), fontsize=8)
+    if not rows:
+        axes[0, 0].set_axis_off()
+        axes[0, 0].text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig.suptitle(heading)
     return fig
 
 
@@ -100,7 +182,7 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    plt.close(fig)  # a pyplot figure is freed; ours are not pyplot's (a no-op)
     return path
 
 

@@ -30,12 +30,12 @@ def plot_sweep_heatmap(result: SweepResult, metric: str | None = None, ax=None, 
         r, c = np.unravel_index(np.nanargmin(values) if lower_better else np.nanargmax(values), values.shape)
         ax.add_patch(Rectangle((c, r), 1, 1, fill=False, edgecolor="cyan", lw=3))
     if DEFAULT_ALPHA in grid.index and DEFAULT_BETA in grid.columns:
-        ax.plot(list(grid.columns).index(DEFAULT_BETA) + 0.88, list(grid.index).index(DEFAULT_ALPHA) + 0.15, "o",
-                color="white",
-                markersize=5, markeredgecolor="black")
+        ax.plot(list(grid.columns).index(DEFAULT_BETA) + 0.5, list(grid.index).index(DEFAULT_ALPHA) + 0.5, "o",
+                markersize=30, markerfacecolor="none", markeredgecolor="white", markeredgewidth=1.5,
+                gid="paper-setting")  # a ring centred on the paper's cell, around its value
     ax.set(xlabel="beta (sigmoid midpoint)", ylabel="alpha (sigmoid steepness)")
     ax.set_title(title or f"{result.judge} vs {result.reference_label}\n{metric} per cell "
-                 "(cyan: best; dot: paper's 25 / 0.6)", fontsize=9)
+                 "(cyan: best; ring: paper's 25 / 0.6)", fontsize=9)
     return ax.figure
 
 

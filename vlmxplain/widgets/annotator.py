@@ -14,14 +14,27 @@ import ipywidgets as widgets
 import pandas as pd
 import traitlets as tl
 
+from ..judges.vlm.prompts import PAPER_RUBRIC
 from ..viz.html import esc, fmt_score, judge_text_html
-from .logic import annotation_order, next_pending, parse_key
+from .logic import annotation_order, next_pending, parse_key, rubric_levels
 from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag, show
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import Run
 
 SCORES = ("0", "1", "2", "3", "4", "5")
+RUBRIC_QUESTION = ("How well does the visible (attended) region show the predicted object? The judge is asked "
+                   "the same question, with the same levels:")
+
+
+def rubric_html(template: str = PAPER_RUBRIC.user) -> str:
+    """The score levels a human annotator uses: the judge prompt's own anchored levels."""
+    items = "".join(f"<li><b>{n}</b> — {esc(text)}</li>" for n, text in rubric_levels(template))
+    return (f"<details open class='vx-rubric-box'><summary><b>Scoring rubric (0–5)</b></summary>"
+            f"<p style='margin:.2em 0'>{esc(RUBRIC_QUESTION)}</p>"
+            f"<ul style='margin:.2em 0;padding-left:1.2em;list-style:none'>{items}</ul></details>")
+
+
 KEY_HELP = "type 0–5 to score, a = accept, r = reject the judge's explanation, n = next, b = back; then Enter"
 
 
@@ -48,7 +61,7 @@ class Annotator(StaticRepr, widgets.VBox):
             raise ValueError(f"run: {run.run_dir} has no sample with a CAM to annotate yet")
         self._syncing = False
         self._build_controls()
-        super().__init__(children=[self.progress, self.image, self.prediction, self._scores, self._keys,
+        super().__init__(children=[self.progress, self.image, self.prediction, self.rubric, self._scores, self._keys,
                                    widgets.HBox([self._back, self._skip]), self.judge_box,
                                    widgets.HBox([self._accept, self._reject]), self.status])
         self.add_class("vx-panel")
@@ -86,6 +99,7 @@ class Annotator(StaticRepr, widgets.VBox):
         self.progress = html_widget("vx-progress")
         self.image = image_widget("vx-masked")
         self.prediction = html_widget("vx-prediction")
+        self.rubric = html_widget("vx-rubric", rubric_html())
         self._scores = widgets.ToggleButtons(options=SCORES, value=None, description="your score",
                                              tooltips=[f"attention quality {s} / 5" for s in SCORES])
         self._scores.add_class("vx-score")
@@ -206,7 +220,7 @@ class Annotator(StaticRepr, widgets.VBox):
         except KeyError:
             pic = ""
         judge = self.judge_box.value if self.judge_box.layout.display != "none" else ""
-        return f"<p>{self.progress.value}</p>{pic}<p>{self.prediction.value}</p>{judge}"
+        return f"<p>{self.progress.value}</p>{pic}<p>{self.prediction.value}</p>{self.rubric.value}{judge}"
 
     def __repr__(self) -> str:
         return (f"Annotator(run={str(self.run.run_dir)!r}, annotator={self.annotator!r}, blind={self.blind}, "

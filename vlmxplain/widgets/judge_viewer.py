@@ -16,7 +16,7 @@ from ..core.checks import validate_threshold
 from ..core.defaults import SCORE_MAX, SCORE_MIN
 from ..core.quadrants import QUADRANT_VALUES
 from ..viz.html import esc, raw_response_html, sample_card_html
-from .logic import JUDGE_STATUSES, clamp, class_options, filter_table, validate_score_range, with_threshold
+from .logic import JUDGE_STATUSES, clamp, class_options, filter_table, score_range_text, validate_score_range, with_threshold
 from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,9 +134,15 @@ class JudgeViewer(StaticRepr, widgets.VBox):
         self._f_label.add_class("vx-filter-class")
         self._f_status = widgets.Dropdown(options=[ALL, *JUDGE_STATUSES], description="status")
         self._f_status.add_class("vx-filter-status")
+        # The range is written in its own label beside the slider: the slider's built-in readout
+        # ("0.0 – 5.0") is wider than its box and ran over the track.
         self._f_score = widgets.FloatRangeSlider(value=(SCORE_MIN, SCORE_MAX), min=SCORE_MIN, max=SCORE_MAX, step=0.1,
-                                                 description="score", continuous_update=False)
+                                                 description="score", continuous_update=False, readout=False,
+                                                 layout=widgets.Layout(width="20em"))
         self._f_score.add_class("vx-filter-score")
+        self._f_score_label = html_widget("vx-filter-score-range", score_range_text(self._f_score.value),
+                                          layout=widgets.Layout(width="7em", margin="0 0 0 8px"))
+        self._f_score.observe(lambda c: setattr(self._f_score_label, "value", score_range_text(c["new"])), "value")
         self.original = image_widget("vx-original", "32%")
         self.overlay = image_widget("vx-overlay", "32%")
         self.masked = image_widget("vx-masked", "32%")
@@ -155,7 +161,7 @@ class JudgeViewer(StaticRepr, widgets.VBox):
         captions = widgets.HBox([html_widget("vx-caption", f"<b>{t}</b>", layout=widgets.Layout(width="32%"))
                                  for t in ("original", "overlay (CAM)", "masked (what the judge saw)")])
         return [
-            widgets.HBox([self._f_quadrant, self._f_label]), widgets.HBox([self._f_status, self._f_score]),
+            widgets.HBox([self._f_quadrant, self._f_label]), widgets.HBox([self._f_status, self._f_score, self._f_score_label]),
             widgets.HBox([self._prev, self._next, self._jump, self.position_label]),
             captions, widgets.HBox([self.original, self.overlay, self.masked]), self.card, self._raw_box,
         ]

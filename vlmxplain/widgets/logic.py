@@ -21,6 +21,8 @@ from ..masks.saliency import apply_mask, sigmoid_mask
 
 JUDGE_STATUSES = ("ok", "failed", "pending", "skipped")
 TUNER_VIEWS = ("original", "overlay", "mask", "masked", "side by side")
+#: The MaskTuner's "side by side" panels, left to right.
+SIDE_BY_SIDE = ("original", "heat-map overlay", "masked CAM image (what the judge sees)")
 
 
 # --------------------------------------------------------------------------- filtering & paging
@@ -182,3 +184,51 @@ def explain_snippet(*, cam: str, alpha: float, beta: float, judge: str | None = 
     if target is not None:
         lines.append(f"# explained class: {int(target)} (explain() explains the predicted class)")
     return "\n".join(lines)
+
+
+def view_captions(view: str, alpha: float, beta: float) -> list[str]:
+    """The caption of each panel of a MaskTuner frame, left to right."""
+    if view not in TUNER_VIEWS:
+        raise ValueError(f"view: must be one of {TUNER_VIEWS}, got {view!r}")
+    params = f"alpha {float(alpha):g}, beta {float(beta):g}"
+    if view == "side by side":
+        return [SIDE_BY_SIDE[0], SIDE_BY_SIDE[1], f"{SIDE_BY_SIDE[2]}, {params}"]
+    return {"original": ["original"], "overlay": ["heat-map overlay"],
+            "mask": [f"sigmoid mask M (white = kept), {params}"],
+            "masked": [f"masked CAM image (what the judge sees), {params}"]}[view]
+
+
+def target_options(class_names: Sequence[str], prediction: int, confidence: float,
+                   top: Sequence[tuple[int, float]], target: int | None, predicted_value: int = -1
+                   ) -> list[tuple[str, int]]:
+    """The MaskTuner's "explain" choices: the predicted class once (first), then the other top
+    classes with their probabilities, then a chosen class outside the top ones."""
+    options = [(f"predicted: {class_names[prediction]} ({confidence:.1%})", predicted_value)]
+    options += [(f"{class_names[c]} ({p:.1%})", int(c)) for c, p in top if int(c) != int(prediction)]
+    if target is not None and target != prediction and target not in [c for c, _ in top]:
+        options.append((str(class_names[target]), int(target)))
+    return options
+
+
+def rubric_levels(template: str) -> list[tuple[int, str]]:
+    """The anchored score levels of a judge prompt (lines ``"<0-5> - <text>"``), in order."""
+    import re
+
+    return [(int(m.group(1)), m.group(2).strip()) for m in re.finditer(r"^([0-5]) - (.+)$", template, flags=re.M)]
+
+
+def thumb_caption(row: Any) -> tuple[str, str]:
+    """A gallery tile's caption for one run-table row: (``"score 3.2"``, ``"true → predicted"``),
+    the first synonym of each name, never cut (the tile wraps it)."""
+    def first(name: Any) -> str:
+        return "?" if name is None or (isinstance(name, float) and math.isnan(name)) else str(name).split(",")[0]
+
+    score = pd.to_numeric(pd.Series([row.get("score")]), errors="coerce").iloc[0]
+    score_text = "not judged" if pd.isna(score) else f"score {float(score):.1f}"
+    return score_text, f"{first(row.get('label'))} → {first(row.get('predicted_name'))}"
+
+
+def score_range_text(value: Sequence[float]) -> str:
+    """The JudgeViewer's score filter as text: ``"0.0 – 5.0"``."""
+    lo, hi = (float(v) for v in value)
+    return f"{lo:.1f} – {hi:.1f}"

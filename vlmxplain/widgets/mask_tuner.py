@@ -23,8 +23,8 @@ from ..masks.images import preview_of
 from ..masks.saliency import overlay, saliency
 from ..models.classifiers import Classifier
 from ..viz.html import esc, fmt_share
-from .logic import TUNER_VIEWS, explain_snippet, render_view
-from .common import StaticRepr, encode_image, html_widget, image_widget, img_tag
+from .logic import TUNER_VIEWS, explain_snippet, render_view, target_options, view_captions
+from .common import StaticRepr, blank_image, encode_image, html_widget, image_widget, img_tag
 
 PREDICTED = -1  # the target dropdown's value for "the predicted class"
 
@@ -46,6 +46,7 @@ class _ImageInfo:
     prediction: int
     confidence: float
     top: list[tuple[int, float]]
+    label: str | None = None  # the true label, when the source carries one
 
 
 def _sources(source: Any) -> tuple[list[str], Any]:
@@ -142,14 +143,15 @@ class MaskTuner(StaticRepr, widgets.VBox):
         self._target = widgets.Dropdown(options=[("predicted class", PREDICTED)], description="explain")
         self._target.add_class("vx-target")
         self.image = image_widget("vx-image")
+        self.captions = html_widget("vx-captions")
         self.info = html_widget("vx-info")
         self.snippet = html_widget("vx-snippet")
         self.status = html_widget("vx-status")
 
     def _layout(self) -> list[widgets.Widget]:
         top = [w for w in (self._picker, self._method, self._target) if w is not None]
-        return [widgets.HBox(top), widgets.HBox([self._alpha, self._beta]), self._view, self.image, self.info,
-                self.snippet, self.status]
+        return [widgets.HBox(top), widgets.HBox([self._alpha, self._beta]), self._view, self.info, self.captions,
+                self.image, self.snippet, self.status]
 
     def _check_index(self, index: int) -> int:
         if not 0 <= int(index) < len(self.names):
@@ -213,7 +215,8 @@ class MaskTuner(StaticRepr, widgets.VBox):
         res = self._compute(image, self.method, None)
         info = _ImageInfo(self.names[i], np.asarray(image, dtype=np.float32), image, int(res.predictions[0]),
                           float(res.confidences[0]), [(int(c), float(p)) for c, p in zip(res.top_classes[0],
-                                                                                         res.top_probs[0])])
+                                                                                         res.top_probs[0])],
+                          label=item.label if isinstance(item, Sample) else None)
         self._images[i] = info
         self._store(i, self.method, int(res.targets[0]), res.maps[0])
         return info
@@ -258,23 +261,34 @@ class MaskTuner(StaticRepr, widgets.VBox):
         try:
             self._current_cam()
         except InputSkipped as err:
+            self._clear()
             name = esc(self.names[self.index])
             self.status.value = f"<span style='color:#b00020'>image {name}: {esc(err.reason)}</span>"
             return
         except Exception as err:
+            self._clear()
             self.status.value = f"<span style='color:#b00020'>{esc(type(err).__name__)}: {esc(err)}</span>"
             return
         self.status.value = ""
         self._sync_target_options()
         self._render()
 
+    def _clear(self) -> None:
+        """Nothing to show for this image: no earlier image's frame, prediction or classes stay."""
+        self._frame = None
+        self.image.value = blank_image()
+        self.info.value = self.captions.value = self.snippet.value = ""
+        self._syncing_target = True
+        try:
+            self._target.options = [("predicted class", PREDICTED)]
+            self._target.value = PREDICTED
+        finally:
+            self._syncing_target = False
+
     def _sync_target_options(self) -> None:
         info = self._images[self.index]
-        names = self.clf.class_names
-        options = [(f"predicted: {names[info.prediction]} ({info.confidence:.1%})", PREDICTED)]
-        options += [(f"{names[c]} ({p:.1%})", c) for c, p in info.top]
-        if self.target is not None and self.target not in [c for c, _ in info.top]:
-            options.append((f"{names[self.target]}", self.target))
+        options = target_options(self.clf.class_names, info.prediction, info.confidence, info.top, self.target,
+                                 PREDICTED)
         self._syncing_target = True
         try:
             if list(self._target.options) != options:
@@ -297,6 +311,7 @@ class MaskTuner(StaticRepr, widgets.VBox):
         self._frame = frame
         self.set_trait("kept_share", kept)
         self.info.value = self._info_html()
+        self.captions.value = self._captions_html()
         self.snippet.value = (f"<pre style='user-select:all;background:#f6f6f6;padding:.4em'>"
                               f"{esc(self.code_snippet)}</pre>")
 
@@ -306,11 +321,18 @@ class MaskTuner(StaticRepr, widgets.VBox):
         """The current parameters as ``explain`` / papermill code."""
         return explain_snippet(cam=self.method, alpha=self.alpha, beta=self.beta, target=self.target)
 
+    def _captions_html(self) -> str:
+        """One caption per panel of the frame, each over its third (side by side) or the image."""
+        cells = "".join(f"<span class='vx-caption' style='flex:1 1 0;text-align:center'>{esc(c)}</span>"
+                        for c in view_captions(self.view, self.alpha, self.beta))
+        return f"<div style='display:flex;gap:4px;font-size:90%;color:#333'>{cells}</div>"
+
     def _info_html(self) -> str:
         info = self._images[self.index]
         names = self.clf.class_names
         explained = names[self.explained_class]
-        return (f"<span class='vx-prediction'>prediction: <b>{esc(names[info.prediction])}</b> "
+        true = esc(info.label) if info.label else "<i>not given</i>"
+        return (f"<span class='vx-true'>true label: <b>{true}</b></span> · <span class='vx-prediction'>prediction: <b>{esc(names[info.prediction])}</b> "
                 f"({fmt_share(info.confidence)})</span> · <span class='vx-explained'>explaining: {esc(explained)}"
                 f"</span> · <span class='vx-kept'>kept {fmt_share(self.kept_share)} of the image</span> · "
                 f"<span class='vx-params'>{esc(self.method)}, alpha {self.alpha:g}, beta {self.beta:g}</span>")
@@ -325,8 +347,9 @@ class MaskTuner(StaticRepr, widgets.VBox):
         """Static rendering: the current frame, the facts line and the code snippet."""
         if self._frame is None:
             return self.status.value or "<p>nothing rendered</p>"
-        return (f"{img_tag(self._frame, f'{self.view} view of {self.names[self.index]}', max_width=900)}"
-                f"<p>{self._info_html()}</p><pre>{esc(self.code_snippet)}</pre>")
+        return (f"<p>{self._info_html()}</p>{self._captions_html()}"
+                f"{img_tag(self._frame, f'{self.view} view of {self.names[self.index]}', max_width=900)}"
+                f"<pre>{esc(self.code_snippet)}</pre>")
 
     def __repr__(self) -> str:
         return (f"MaskTuner(image={self.names[self.index]!r}, method={self.method!r}, alpha={self.alpha:g}, "

@@ -15,8 +15,8 @@ import traitlets as tl
 from ..core.checks import validate_threshold
 from ..core.quadrants import QUADRANTS, QuadrantSummary, quadrant_summary
 from ..masks.images import thumbnail
-from ..viz.html import css_name, esc, fmt_score, matrix_html, quadrant_cells
-from .logic import class_options, filter_table, first_nonempty, page_count, page_items, with_threshold
+from ..viz.html import css_name, esc, matrix_html, quadrant_cells
+from .logic import class_options, filter_table, first_nonempty, page_count, page_items, thumb_caption, with_threshold
 from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag, show
 from .judge_viewer import ALL, JudgeViewer
 
@@ -40,7 +40,7 @@ class QuadrantBrowser(StaticRepr, widgets.VBox):
     page = tl.Int(0)
 
     def __init__(self, run: "Run", *, threshold: float | None = None, label: str | None = None,
-                 quadrant: str | None = None, page_size: int = 12, thumb_size: int = 120,
+                 quadrant: str | None = None, page_size: int = 12, thumb_size: int = 200,
                  thumb_view: str = "masked") -> None:
         if not isinstance(page_size, int) or page_size < 1:
             raise ValueError(f"page_size: must be a positive integer, got {page_size!r}")
@@ -139,12 +139,13 @@ class QuadrantBrowser(StaticRepr, widgets.VBox):
         for k in range(self.page_size):
             img = image_widget("vx-thumb-image", f"{self.thumb_size}px")
             img.layout.height = f"{self.thumb_size}px"
-            btn = button("", "vx-thumb-open", layout=widgets.Layout(width=f"{self.thumb_size}px"))
+            caption = html_widget("vx-thumb-caption", layout=widgets.Layout(width=f"{self.thumb_size}px"))
+            btn = button("open", "vx-thumb-open", layout=widgets.Layout(width=f"{self.thumb_size}px"))
             btn.on_click(lambda _, k=k: self._open_tile(k))
-            tile = widgets.VBox([img, btn], layout=widgets.Layout(margin="0 6px 6px 0"))
+            tile = widgets.VBox([img, caption, btn], layout=widgets.Layout(margin="0 8px 10px 0"))
             tile.add_class("vx-thumb")
-            self._tiles.append((tile, img, btn))
-        self.gallery = widgets.HBox([t for t, _, _ in self._tiles], layout=widgets.Layout(flex_flow="row wrap"))
+            self._tiles.append((tile, img, btn, caption))
+        self.gallery = widgets.HBox([t[0] for t in self._tiles], layout=widgets.Layout(flex_flow="row wrap"))
         self.gallery.add_class("vx-gallery")
 
     def _layout(self) -> list[widgets.Widget]:
@@ -223,18 +224,24 @@ class QuadrantBrowser(StaticRepr, widgets.VBox):
         self._next_page.disabled = self.page >= pages - 1
         name = esc(self.quadrant) if self.quadrant else "no cell selected"
         self.page_label.value = f"<b>{name}</b>: {len(selected)} samples · page {self.page + 1} / {pages}"
-        scores = self._base["score"]
         ids = self.page_ids
-        for k, (tile, img, btn) in enumerate(self._tiles):
+        for k, (tile, img, btn, caption) in enumerate(self._tiles):
             if k < len(ids):
                 sid = ids[k]
                 try:
                     img.value = self._thumb(sid)
                 except KeyError:  # no stored image (skipped or pending)
                     img.value = blank_image()
-                btn.description = f"{sid} · {fmt_score(scores.get(sid))}"
+                caption.value = self._caption_html(sid)
                 btn.tooltip = f"open {sid} in the viewer"
             show(tile, k < len(ids))
+
+    def _caption_html(self, sample_id: str) -> str:
+        score, names = thumb_caption(self._base.loc[sample_id])
+        return (f"<div style='line-height:1.25;white-space:normal;overflow-wrap:anywhere'>"
+                f"<b class='vx-thumb-score' style='font-size:110%'>{esc(score)}</b><br>"
+                f"<span class='vx-thumb-names'>{esc(names)}</span><br>"
+                f"<span style='color:#666;font-size:85%'>{esc(sample_id)}</span></div>")
 
     def to_html(self) -> str:
         """Static rendering: the matrix, the selected cell's current page of thumbnails."""
@@ -246,8 +253,8 @@ class QuadrantBrowser(StaticRepr, widgets.VBox):
             except KeyError:
                 continue
             pic = {"masked": item.masked, "overlay": item.overlay, "original": item.image}[self.thumb_view]
-            caption = f"{sid} · {fmt_score(self._base['score'].get(sid))}"
-            figs.append(img_tag(thumbnail(pic, self.thumb_size), sid, caption=caption))
+            score, names = thumb_caption(self._base.loc[sid])
+            figs.append(img_tag(thumbnail(pic, self.thumb_size), sid, caption=f"{score} · {names} · {sid}"))
         return (f"{matrix_html(summary, self.quadrant)}<p>{self.summary_label.value}</p>"
                 f"<p>{self.page_label.value}</p><div>{''.join(figs)}</div>")
 

@@ -9,7 +9,8 @@ can add latency, and injects faults by rule::
     server.add_fault("429", match="cls-3", times=1, retry_after=0.3)   # first request about cls-3
     server.add_fault("slow", delay=2.0)                                  # every request
 
-Faults: ``ok``, ``429``, ``500``, ``503``, ``401``, ``slow``, ``truncated`` (cut JSON, finish
+Faults: ``ok``, ``429``, ``500``, ``503``, ``401``, ``403``, ``404``, ``slow``, ``hold`` (answer
+once ``until`` requests have arrived), ``truncated`` (cut JSON, finish
 reason length / MAX_TOKENS), ``truncated_stop`` (cut JSON, normal finish), ``schema`` (missing
 field), ``out_of_range`` (score 9), ``fenced`` (```json fenced), ``chatty`` (JSON inside prose),
 ``refusal``, ``empty`` (no choices / candidates), ``broken_body`` (HTTP body cut mid-JSON), and
@@ -29,6 +30,8 @@ import argparse
 import base64
 import contextlib
 import json
+import math
+import random
 import re
 import socket
 import struct
@@ -44,7 +47,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-FAULTS = ("ok", "429", "500", "503", "401", "slow", "truncated", "truncated_stop", "schema", "out_of_range",
+FAULTS = ("ok", "429", "500", "503", "401", "403", "404", "hold", "slow", "truncated", "truncated_stop", "schema", "out_of_range",
           "fenced", "chatty", "refusal", "empty", "broken_body", "drop", "reset", "hang", "html_error", "non_json",
           "null_content", "wrong_schema", "non_numeric", "negative", "huge", "html_text", "control", "formula",
           "echo_key")
@@ -67,6 +70,7 @@ class Rule:
     retry_after: float | None = None
     retry_after_header: str = "Retry-After"  # or "retry-after-ms" (value then in ms)
     delay: float = 2.0  # "slow": seconds before answering
+    until: int = 0  # "hold": answer once this many requests have arrived (a count, not a time)
 
 
 @dataclass
@@ -96,11 +100,19 @@ def _answer(score: int) -> dict:
 
 
 class LoopbackServer:
-    """Threaded OpenAI + Gemini loopback server. ``latency`` seconds are added to every request."""
+    """Threaded OpenAI + Gemini loopback server. ``latency`` seconds are added to every request:
+    fixed, or with ``latency_sigma`` > 0 drawn from a lognormal distribution of that mean and
+    log-space spread (seeded: the same draws in every run). ``gate=n`` holds every reply until
+    ``n`` requests have arrived (at most ``gate_timeout`` s): a count-based barrier for tests."""
 
     def __init__(self, latency: float = 0.0, score: int | Callable[[RecordedRequest], int] = 3,
-                 required_key: str | None = None) -> None:
+                 required_key: str | None = None, *, latency_sigma: float = 0.0, seed: int = 0,
+                 gate: int | None = None, gate_timeout: float = 10.0) -> None:
         self.latency = latency
+        self.latency_sigma = latency_sigma
+        self._rng = random.Random(seed)
+        self.gate, self.gate_timeout = gate, gate_timeout
+        self._arrived = threading.Condition()
         self.score = score
         self.required_key = required_key  # answer 401 (echoing the key sent) on any other key
         self.rules: list[Rule] = []
@@ -171,6 +183,23 @@ class LoopbackServer:
             self.requests.append(rec)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        with self._arrived:
+            self._arrived.notify_all()
+
+    def delay(self) -> float:
+        """This request's added latency (seconds)."""
+        if not self.latency:
+            return 0.0
+        if self.latency_sigma <= 0:
+            return self.latency
+        mu = math.log(self.latency) - self.latency_sigma ** 2 / 2  # so that the mean is ``latency``
+        with self._lock:
+            return self._rng.lognormvariate(mu, self.latency_sigma)
+
+    def wait_for_requests(self, n: int) -> bool:
+        """Block until ``n`` requests have arrived (False after ``gate_timeout`` s)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.requests) >= n, timeout=self.gate_timeout)
 
     def _leave(self) -> None:
         with self._lock:
@@ -238,6 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
+        if len(raw) < length:  # the client went away mid-request (killed): nothing was asked
+            self.close_connection = True
+            return
         path = self.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
@@ -256,8 +288,11 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.owner
         server._enter(rec)
         try:
-            if server.latency:
-                time.sleep(server.latency)
+            if server.gate is not None:
+                server.wait_for_requests(server.gate)
+            delay = server.delay()
+            if delay:
+                time.sleep(delay)
             if server.required_key is not None and rec.api_key != server.required_key:
                 rec.fault = "401"
                 return self._error(rec, 401, f"Incorrect API key provided: {rec.api_key}")
@@ -285,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, rec: RecordedRequest, status: int, message: str, headers: dict | None = None) -> None:
         rec.status, rec.responded = status, time.monotonic()
         if rec.protocol == "gemini":
-            names = {401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+            names = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
             payload = {"error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}}
         else:
             payload = {"error": {"message": message, "type": "loopback_error", "code": str(status)}}
@@ -296,10 +331,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("429", "503") and rule is not None and rule.retry_after is not None:
             value = rule.retry_after * 1000 if rule.retry_after_header.lower() == "retry-after-ms" else rule.retry_after
             return self._error(rec, int(fault), f"injected {fault}", {rule.retry_after_header: f"{value:g}"})
-        if fault in ("429", "500", "503", "401"):
+        if fault in ("429", "500", "503", "401", "403", "404"):
             return self._error(rec, int(fault), f"injected {fault}")
         if fault == "slow":
             time.sleep(rule.delay if rule else 2.0)
+        if fault == "hold" and rule is not None:
+            self.owner.wait_for_requests(rule.until)
         if fault in ("drop", "reset", "hang"):
             if fault == "hang":
                 time.sleep(rule.delay if rule else 2.0)
@@ -391,11 +428,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def loopback_subprocess(latency: float = 0.0) -> Iterator[tuple[str, Callable[[], dict]]]:
+def loopback_subprocess(latency: float = 0.0, latency_sigma: float = 0.0,
+                        seed: int = 0) -> Iterator[tuple[str, Callable[[], dict]]]:
     """Run a :class:`LoopbackServer` in its own process (as a real VLM server would be), so its
     CPU time does not compete with the client's. Yields ``(base url, stats())``."""
-    proc = subprocess.Popen([sys.executable, __file__, "--latency", str(latency)], stdout=subprocess.PIPE,
-                            stdin=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, __file__, "--latency", str(latency), "--sigma", str(latency_sigma),
+                             "--seed", str(seed)], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
@@ -426,8 +464,10 @@ def loopback_server():
 
 if __name__ == "__main__":  # python tests/loopback_server.py --latency 0.5  (prints its URL; stops on EOF)
     parser = argparse.ArgumentParser(description="OpenAI + Gemini loopback test server")
-    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, default=0.0, help="mean added latency, s")
+    parser.add_argument("--sigma", type=float, default=0.0, help="lognormal spread (0: fixed latency)")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    with LoopbackServer(latency=args.latency) as _server:
+    with LoopbackServer(latency=args.latency, latency_sigma=args.sigma, seed=args.seed) as _server:
         print(_server.url, flush=True)
         sys.stdin.read()

@@ -176,7 +176,7 @@ def test_unrecoverable_auth_error_stops_sending_and_never_echoes_key(loopback_se
     server.required_key = "the-right-key"  # answers 401 "Incorrect API key provided: <key sent>"
     judge = build("openai", server, concurrency=2, **FAST)
     results = run_all(judge, [make_item(i) for i in range(10)])
-    assert {j.status for j in results.values()} == {"failed", "not_sent"}
+    assert {j.status for j in results.values()} == {"rejected", "not_sent"}
     assert len(server.requests) <= 2, "after a 401, no further requests are sent"
     errors = [j.error for j in results.values()]
     assert any("authentication failed (HTTP 401)" in e for e in errors)

@@ -122,11 +122,23 @@ def _resolve_targets(targets: int | Sequence[int] | None, n: int, num_classes: i
     return [None if t is None else int(t) for t in targets]
 
 
+def stack_inputs(clf: Classifier, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Preprocessed C×H×W tensors → one N×C×H×W channels-last batch on the model's device
+    (pinned and copied asynchronously when that device is a GPU)."""
+    x = torch.stack(list(tensors))
+    device = clf.device
+    if device.type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)
+    elif device.type != "cpu":
+        x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def _extract_batch(
     clf: Classifier, method: CamMethod, images: list[Image.Image], targets: list[int | None], top_k: int,
-    method_options: dict,
+    method_options: dict, tensors: Sequence[torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, ...]:
-    x = clf.batch(images)
+    x = clf.batch(images) if tensors is None else stack_inputs(clf, tensors)
     cam = method.cls(model=clf.model, target_layers=[clf.target_layer], reshape_transform=clf.reshape_transform)
     for key, value in {**method.options, **method_options}.items():
         setattr(cam, key, value)
@@ -141,8 +153,8 @@ def _extract_batch(
             if method.uses_gradients:
                 loss = sum(t(o) for t, o in zip(cam_targets, logits))
                 loss.backward()
-            acts = cam.activations_and_grads.activations[0].numpy()
-            grads = cam.activations_and_grads.gradients[0].numpy() if method.uses_gradients else None
+            acts = _host(cam.activations_and_grads.activations[0])
+            grads = _host(cam.activations_and_grads.gradients[0]) if method.uses_gradients else None
             leaf_hook.remove()
             cam.activations_and_grads.release()  # perturbation methods re-run the model below
             with torch.no_grad():
@@ -153,11 +165,33 @@ def _extract_batch(
     maps = np.maximum(np.asarray(raw, dtype=np.float32), 0)
     k = min(top_k, probs.shape[1])
     top = torch.topk(probs, k, dim=1)
-    conf = probs[torch.arange(len(images)), preds]
+    conf = probs.gather(1, preds[:, None])[:, 0]
     return (
-        maps, preds.numpy().astype(np.int64), conf.numpy().astype(np.float32), np.asarray(chosen, dtype=np.int64),
-        top.indices.numpy().astype(np.int64), top.values.numpy().astype(np.float32),
+        maps, _host(preds).astype(np.int64), _host(conf).astype(np.float32), np.asarray(chosen, dtype=np.int64),
+        _host(top.indices).astype(np.int64), _host(top.values).astype(np.float32),
     )
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A tensor on any device (CUDA, MPS, CPU), as a float32-or-integer numpy array on the host."""
+    t = t.detach()
+    if t.is_floating_point() and t.dtype != torch.float32:
+        t = t.float()
+    return t.cpu().numpy()
+
+
+def cams_for_batch(
+    clf: Classifier, method: str, images: Sequence[Image.Image], *, tensors: Sequence[torch.Tensor] | None = None,
+    ids: Sequence[str] | None = None, top_k: int = 5, method_options: dict | None = None,
+) -> CamResult:
+    """Raw CAMs of one batch, optionally from inputs already preprocessed by ``clf.preprocess``
+    (parallel loader workers do that): the pipeline's CAM stage."""
+    spec = get_cam_method(method)
+    images = list(images)
+    maps, preds, conf, chosen, top_i, top_p = _extract_batch(
+        clf, spec, images, [None] * len(images), top_k, method_options or {}, tensors)
+    return CamResult(spec.name, maps, preds, conf, chosen, top_i, top_p, [im.size for im in images],
+                     list(ids) if ids is not None else [str(k) for k in range(len(images))])
 
 
 def compute_cams(

@@ -2,8 +2,9 @@
 
 * :class:`JudgeResponse` — the structured answer a VLM judge is asked for (the paper's fields).
 * :class:`Judgment` — one judge's verdict on one sample; its :attr:`~Judgment.status` says
-  whether it is ``ok``, ``failed`` (with a reason) or ``not_sent`` (never asked: a stopped run,
-  an earlier fatal reply), which a resumed run asks again.
+  whether it is ``ok``, ``failed`` (with a reason), ``not_sent`` (never asked: a stopped run,
+  an earlier fatal reply) or ``rejected`` (refused by the provider for a bad key, model or URL:
+  not an answer), the last two of which a resumed run asks again.
 * :class:`RunConfig` — everything that defines a run, written once into the run store and read
   back typed; :class:`RunView` is the run's current judge / alpha / beta / threshold.
 """
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .checks import Alpha, Beta, Threshold
 from .text import RAW_LIMIT, TEXT_LIMIT, cap_text, clean_text
 
-JudgmentStatus = Literal["ok", "failed", "not_sent"]
+JudgmentStatus = Literal["ok", "failed", "not_sent", "rejected"]
 ParsePath = Literal["structured", "tolerant", "offline", "none"]
 
 
@@ -73,6 +74,11 @@ class Judgment(BaseModel):
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def answered(self) -> bool:
+        """True when the judge answered (ok or failed); not for unsent or rejected questions."""
+        return self.status in ("ok", "failed")
 
     @property
     def sent(self) -> bool:

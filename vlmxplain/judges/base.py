@@ -3,15 +3,21 @@
 
 A judgment is keyed by content: ``sha256(judge id, prompt version, bytes the judge sees)``.
 The same question is therefore never asked twice, across runs (see :mod:`vlmxplain.store`).
+
+Streaming (what ``explain`` uses): :meth:`Judge.prepare` turns an input into a :class:`Request`
+— its cache key and what is sent, encoded once — and :meth:`Judge.judge_requests` judges a
+stream of requests, reporting each judgment through a callback as it completes.
 """
 from __future__ import annotations
 
 import hashlib
+import threading
 from abc import ABC, abstractmethod
-from typing import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..core.records import JudgeSettings, Judgment
-from ..masks.images import png_bytes
+from ..masks.images import pixel_bytes
 from ..masks.judge_input import JudgeInput
 
 
@@ -29,6 +35,35 @@ def content_key(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class Request:
+    """One question prepared for a judge: its cache key and what is sent, computed once.
+
+    ``item`` is kept for judges that look at the input itself (offline judges); a VLM judge
+    keeps only ``payload`` (the encoded image and the prompt) and drops the heavy input.
+    """
+
+    sample_id: str
+    key: str
+    item: JudgeInput | None = None
+    payload: Any = None
+    tag: Any = None  # the caller's handle (an index, a queue entry)
+
+
+@dataclass
+class Stopped:
+    """Why a judge stopped sending: ``reason`` (the first fatal reply) and ``hint`` (what to fix)."""
+
+    reason: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.reason}; {self.hint}" if self.hint else self.reason
+
+
+Emit = Callable[[Request, Judgment], None]
+
+
 class Judge(ABC):
     """A judge scores the attention shown by a masked CAM image, 0–5.
 
@@ -40,13 +75,24 @@ class Judge(ABC):
     id: str
     prompt_version: str = "v1"
     is_vlm: bool = False
+    #: how many requests :meth:`judge_requests` hands to :meth:`judge_many` at a time
+    stream_batch: int = 16
+
+    @property
+    def concurrency(self) -> int:
+        """Requests this judge keeps in flight (1 for judges that compute their answer)."""
+        return 1
 
     def view_bytes(self, item: JudgeInput) -> bytes:
-        """The bytes of what this judge is shown (default: the masked image as PNG)."""
-        return png_bytes(item.masked)
+        """The bytes of what this judge is shown (default: the masked image's raw pixels)."""
+        return pixel_bytes(item.masked)
 
     def cache_key(self, item: JudgeInput) -> str:
-        return content_key(self.id, self.prompt_version, self.view_bytes(item))
+        return self.prepare(item).key
+
+    def prepare(self, item: JudgeInput) -> Request:
+        """The request for ``item`` (its cache key; ``item`` kept for :meth:`judge_many`)."""
+        return Request(item.sample_id, content_key(self.id, self.prompt_version, self.view_bytes(item)), item=item)
 
     @abstractmethod
     def judge_many(self, items: Sequence[JudgeInput]) -> Iterator[tuple[int, Judgment]]:
@@ -55,6 +101,28 @@ class Judge(ABC):
         Must yield exactly one judgment per item (failed ones included) and never raise for a
         single bad item.
         """
+
+    def judge_requests(self, requests: Iterable[Request], emit: Emit, stop: threading.Event) -> Stopped | None:
+        """Judge a stream of requests, calling ``emit(request, judgment)`` once per request as
+        each completes (possibly from another thread). Returns why it stopped early, if it did.
+
+        Default: :meth:`judge_many` on consecutive groups of :attr:`stream_batch` requests
+        (offline judges batch their forward passes)."""
+        group: list[Request] = []
+        for request in requests:
+            group.append(request)
+            if len(group) >= self.stream_batch:
+                self._judge_group(group, emit, stop)
+                group = []
+        if group:
+            self._judge_group(group, emit, stop)
+        return None
+
+    def _judge_group(self, group: list[Request], emit: Emit, stop: threading.Event) -> None:
+        if stop.is_set():
+            return
+        for k, judgment in self.judge_many([r.item for r in group]):  # type: ignore[misc]
+            emit(group[k], judgment)
 
     def settings(self) -> JudgeSettings:
         """How this judge is configured, for the run record (never a key)."""

@@ -1,60 +1,49 @@
-"""explain(): Dataset → classifier → CAMs → masks → judge → RunStore, resumable.
+"""explain(): Dataset → classifier → CAMs → masks → judge → RunStore, streaming and resumable.
 
-The dataset is processed in batches (bounded memory: only one batch of images is decoded at
-a time, and only raw low-res CAMs are kept). Each CAM, judgment and skipped input is committed
-to the run store the moment it exists; calling ``explain`` again on the same run directory
-does only what is missing. Judgments are also looked up in (and added to) the content-
-addressed cache shared across runs, so the same question is never asked twice.
+The stages (:mod:`.stages`) run concurrently, joined by bounded queues: decoding and
+preprocessing in parallel workers, CAMs in batches on the model's device, previews and judge
+requests in a thread pool, judging with ``concurrency`` requests in flight across the whole
+dataset, and one writer committing each CAM, judgment and skipped input the moment it exists.
+Memory stays flat in N; calling ``explain`` again on the same run directory does only what is
+missing. Judgments are also looked up in (and added to) the content-addressed cache shared
+across runs, so the same question is never asked twice.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
 import time
-from dataclasses import dataclass
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from ..cams import compute_cams, get_cam_method
+from ..cams import CostlyMethodWarning, get_cam_method
 from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
                            validate_threshold)
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
-from ..datasets import Dataset, InputSkipped, Sample, from_list
+from ..datasets import Dataset, from_list
 from ..judges import Judge, make_judge
-from ..masks.images import png_bytes, preview_of
-from ..masks.judge_input import JudgeInput, make_judge_input
 from ..models.classifiers import Classifier, load_classifier
 from ..store import JudgmentCache, Run, RunStore
+from .stages import ExplainSummary, Stream
 from .versions import library_versions
 
+__all__ = ["ExplainSummary", "align_targets", "explain", "default_workers", "encode_workers"]
 
-@dataclass
-class ExplainSummary:
-    """What one ``explain`` call did."""
 
-    total: int = 0
-    processed: int = 0
-    skipped: int = 0
-    cams_computed: int = 0
-    cams_reused: int = 0
-    judged: int = 0
-    cached: int = 0
-    failed: int = 0
-    already_done: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    seconds: float = 0.0
+def default_workers() -> int:
+    """Threads decoding and preprocessing images: one per CPU core, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
 
-    def __str__(self) -> str:
-        return (
-            f"{self.total} samples: {self.processed} processed ({self.already_done} already done), "
-            f"{self.skipped} skipped; CAMs {self.cams_computed} computed / {self.cams_reused} reused; "
-            f"judgments {self.judged} new, {self.cached} from cache, {self.failed} failed; "
-            f"tokens {self.input_tokens} in / {self.output_tokens} out; {self.seconds:.1f} s"
-        )
+
+def encode_workers() -> int:
+    """Threads building previews and judge requests (PIL and zlib release the GIL)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @contextlib.contextmanager
@@ -120,6 +109,7 @@ def explain(
     cam_options: dict | None = None,
     cache: JudgmentCache | str | Path | bool = True,
     retry_failed: bool = False,
+    workers: int | None = None,
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -127,7 +117,12 @@ def explain(
 
     Resumable: calling it again with the same ``run_dir`` computes only what is missing.
     A new ``alpha``/``beta``/``judge`` on an existing run reuses its CAMs and becomes the
-    run's current view. ``cache=False`` disables the cross-run judgment cache.
+    run's current view. ``cache=False`` disables the cross-run judgment cache. ``workers``:
+    threads decoding and preprocessing images (default: one per CPU core, at most 8).
+
+    If the judge's provider refuses a request (a bad key, model or URL: HTTP 401/403/404),
+    nothing more is sent; the summary says what to fix, and the next call judges the refused
+    and never-sent samples.
     """
     t0 = time.perf_counter()
     run_dir = check_run_dir(run_dir)
@@ -178,88 +173,49 @@ def explain(
     skipped_before = store.skipped_ids()
     have_cam = store.cam_ids()
     pending = [i for i, r in enumerate(refs) if r.id not in done and r.id not in skipped_before]
-    summary = ExplainSummary(total=len(refs), already_done=len(refs) - len(pending), skipped=len(skipped_before))
-    bar = tqdm(total=len(refs), initial=summary.already_done, desc=f"explain [{method} → {the_judge.id}]",
+    del refs, done
+    skipped_count = len(skipped_before)
+    summary = ExplainSummary(total=len(dataset), already_done=len(dataset) - len(pending), skipped=skipped_count)
+    if pending and get_cam_method(method).costly:
+        warnings.warn(f"{method} runs one forward pass per target-layer channel: ~40 s per image on a CPU for "
+                      f"EfficientNet-Lite0 ({len(pending)} images). Prefer gradcam for large runs.",
+                      CostlyMethodWarning, stacklevel=2)
+    bar = tqdm(total=len(dataset), initial=summary.already_done, desc=f"explain [{method} → {the_judge.id}]",
                unit="img", disable=not progress)
+    workers = default_workers() if workers is None else check_int("workers", workers)
+
+    def preprocess(sample) -> Any:
+        return None if sample.id in have_cam else clf.preprocess(sample.image)
+
     with lock, _judging(the_judge, cache) as judgment_cache, bar:
-        for start in range(0, len(pending), batch_size):
-            batch = _load_batch(dataset, pending[start : start + batch_size], store, summary, bar)
-            if not batch:
-                continue
-            need = [s for s in batch if s.id not in have_cam]
-            if need:
-                res = compute_cams(clf, need, method, batch_size=batch_size, method_options=cam_options)
-                store.put_cams(res[k] | {"method": method} for k in range(len(res)))
-                have_cam.update(res.ids)
-                summary.cams_computed += len(need)
-            summary.cams_reused += len(batch) - len(need)
-            # Judges see what the store holds (float16 CAM, stored preview), so a resumed run or
-            # rejudge() derives byte-identical inputs and hits the same cache keys.
-            items = []
-            for s in batch:
-                preview = preview_of(s.image)
-                store.put_preview(s.id, png_bytes(preview), s.mask)
-                items.append(make_judge_input(
-                    s.id, preview, store.get_cam(s.id), alpha, beta, clf.class_names, label=s.label,
-                    object_mask=s.mask,
-                ))
-            _judge_items(the_judge, items, store, judgment_cache, alpha, beta, summary, bar)
+        depth = max(batch_size, the_judge.concurrency)
+        stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth)
+        loaded, with_cams, requests = (queue.Queue(maxsize=2 * batch_size), queue.Queue(maxsize=2 * batch_size),
+                                       queue.Queue(maxsize=depth))
+        encoders = [encode_workers()]
+        stream.spawn("load", stream.load, dataset, pending, loaded, workers, preprocess)
+        stream.spawn("cams", stream.cams, clf, method, dict(cam_options or {}), batch_size, loaded, with_cams,
+                     encoders[0])
+        work = stream.sample_work(list(clf.class_names))
+        for k in range(encoders[0]):
+            stream.spawn(f"encode-{k}", stream.encode, with_cams, requests, work, encoders)
+        stream.spawn("judge", stream.judging, requests)
+        stream.write_all()
+    summary.skipped = len(store.skipped_ids())
+    summary.not_sent = len(pending) - summary.processed - (summary.skipped - skipped_count)
+    if stream.stopped is not None:
+        summary.problem = str(stream.stopped)
     summary.seconds = time.perf_counter() - t0
     run = Run(run_dir, store=store)
     run.last_summary = summary
     if verbose:
         print(f"vlmxplain: {summary}")
+        if summary.problem:
+            print(f"vlmxplain: {summary.not_sent} samples were never sent and {summary.rejected} refused: "
+                  f"{summary.problem}")
         rate = run.acceptance_rate()
         if rate is not None:
             print(f"vlmxplain: acceptance rate {rate:.1%} (valid judgments / judged samples); run in {run_dir}")
         if the_judge.is_vlm:
             print(f"vlmxplain: judge requests of this run (cache hits are free): {run.cost()}")
     return run
-
-
-def _load_batch(dataset: Dataset, indices: list[int], store: RunStore, summary: ExplainSummary, bar) -> list[Sample]:
-    batch = []
-    for i in indices:
-        try:
-            batch.append(dataset[i])
-        except InputSkipped as err:
-            ref = dataset.ref(i)
-            store.add_skipped(ref.id, ref.path, err.reason)
-            summary.skipped += 1
-            bar.update(1)
-    return batch
-
-
-def _judge_items(
-    judge: Judge, items: list[JudgeInput], store: RunStore, cache: JudgmentCache | None, alpha: float, beta: float,
-    summary: ExplainSummary, bar,
-) -> None:
-    keys = [judge.cache_key(it) for it in items]
-    to_ask = []
-    for item, key in zip(items, keys):
-        hit = cache.get(key) if cache is not None else None
-        if hit is not None:
-            store.put_judgment(item.sample_id, hit, alpha=alpha, beta=beta, cache_key=key, cached=True)
-            summary.cached += 1
-            summary.processed += 1
-            bar.update(1)
-        else:
-            to_ask.append((item, key))
-    if summary.cached:
-        bar.set_postfix(done=summary.judged, failed=summary.failed, cached=summary.cached)
-    if not to_ask:
-        return
-    for k, judgment in judge.judge_many([it for it, _ in to_ask]):
-        item, key = to_ask[k]
-        store.put_judgment(item.sample_id, judgment, alpha=alpha, beta=beta, cache_key=key, cached=False)
-        if cache is not None:
-            cache.put(key, judgment)
-        summary.processed += 1
-        summary.input_tokens += judgment.input_tokens
-        summary.output_tokens += judgment.output_tokens
-        if judgment.ok:
-            summary.judged += 1
-        else:
-            summary.failed += 1
-        bar.update(1)
-        bar.set_postfix(done=summary.judged, failed=summary.failed, cached=summary.cached)

@@ -1,6 +1,7 @@
 """rejudge(): judge a run again at another alpha/beta or with another judge, from its store."""
 from __future__ import annotations
 
+import queue
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from ..core.records import RunView
 from ..judges import Judge, NeedsClassifier, make_judge
 from ..models import Classifier, resolve_classifier
 from ..store import JudgmentCache, Run
-from .explain import ExplainSummary, _judge_items, _judging
+from .explain import _judging, encode_workers
+from .stages import END, ExplainSummary, Stream
 
 
 def rejudge(
@@ -53,9 +55,31 @@ def rejudge(
     bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
                unit="img", disable=not progress)
     with _judging(the_judge, cache) as judgment_cache, bar:
-        for start in range(0, len(ids), 32):
-            items = [run.judge_input(i, a, b) for i in ids[start : start + 32]]
-            _judge_items(the_judge, items, store, judgment_cache, a, b, summary, bar)
+        depth = max(32, the_judge.concurrency)
+        stream = Stream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth)
+        todo, requests = queue.Queue(maxsize=depth), queue.Queue(maxsize=depth)
+        encoders = [encode_workers()]
+
+        def source() -> None:
+            for sid in ids:
+                if stream.halt.is_set():
+                    break
+                stream.put(todo, sid)
+            for _ in range(encoders[0]):
+                stream.put(todo, END)
+
+        def work(sid: str):
+            with stream.store_lock:  # the stored CAM and preview (reads share the writer's connection)
+                return run.judge_input(sid, a, b)
+
+        stream.spawn("source", source)
+        for k in range(encoders[0]):
+            stream.spawn(f"encode-{k}", stream.encode, todo, requests, work, encoders)
+        stream.spawn("judge", stream.judging, requests)
+        stream.write_all()
+    summary.not_sent = len(ids) - summary.processed
+    if stream.stopped is not None:
+        summary.problem = str(stream.stopped)
     summary.seconds = time.perf_counter() - t0
     if make_current:
         store.set_view(RunView(judge=the_judge.settings(), alpha=a, beta=b, threshold=cut))

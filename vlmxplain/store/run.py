@@ -106,7 +106,7 @@ class Run:
                 "input_tokens", "output_tokens", "latency_s", "cached", "truncated"]
         df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how="left")
         skipped = self.store.skipped_ids()
-        status = df["judge_status"].fillna("pending").replace({"not_sent": "pending"}).astype(object)
+        status = df["judge_status"].fillna("pending").replace({"not_sent": "pending", "rejected": "failed"}).astype(object)
         df["judge_status"] = status.mask(df["id"].isin(skipped), "skipped")
         df["prediction"] = df["prediction"].astype("Int64")
         df["predicted_name"] = [names[int(p)] if pd.notna(p) and names else None for p in df["prediction"]]

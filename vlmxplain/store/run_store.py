@@ -453,8 +453,8 @@ class RunStore:
     def judged_ids(self, judge_id: str, prompt_version: str, alpha: float, beta: float, *,
                    include_failed: bool = True) -> set[str]:
         sql = "SELECT sample_id FROM judgments WHERE judge_id=? AND prompt_version=? AND alpha=? AND beta=?"
-        # a question that was never sent (run stopped, fatal reply) is not finished
-        sql += " AND status = 'ok'" if not include_failed else " AND status != 'not_sent'"
+        # a question that was never sent (run stopped, fatal reply) or refused (bad key) is not finished
+        sql += " AND status = 'ok'" if not include_failed else " AND status NOT IN ('not_sent', 'rejected')"
         return {r[0] for r in self._conn.execute(sql, (judge_id, prompt_version, float(alpha), float(beta)))}
 
     def judgments(self, judge_id: str | None = None, prompt_version: str | None = None,

@@ -12,10 +12,11 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
+import queue
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from pydantic import ValidationError
 
@@ -23,8 +24,8 @@ from ...core.checks import describe_option_errors
 from ...core.records import JudgeResponse, JudgeSettings, Judgment
 from ...core.specs import JudgeSpec
 from ...masks.images import png_bytes
-from ...masks.judge_input import JudgeInput, judge_view, judge_view_png
-from ..base import Judge, content_key
+from ...masks.judge_input import JudgeInput, judge_view
+from ..base import Emit, Judge, Request, Stopped, content_key
 from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, image_tokens, lookup_price, text_tokens
 from .keys import RedactingFilter, Redactor, Secret, check_env_urls
 from .limits import RateLimiter, RetryPolicy
@@ -116,6 +117,10 @@ class VLMJudge(Judge):
         """One request. Returns a :class:`Reply` or raises :class:`CallError`."""
         raise NotImplementedError
 
+    @property
+    def concurrency(self) -> int:
+        return self.options.concurrency
+
     # -- what the judge is shown -----------------------------------------------------------
     def view(self, item: JudgeInput):
         """The PIL image sent for ``item`` (see :func:`~.views.judge_view`)."""
@@ -123,16 +128,14 @@ class VLMJudge(Judge):
 
     def view_bytes(self, item: JudgeInput) -> bytes:
         """Exactly the PNG bytes sent for ``item``."""
-        return judge_view_png(item, self.options.input_kind, self.options.image_size)
+        return self.prepare(item).payload[0]
 
     def render_prompt(self, item: JudgeInput) -> str:
         """Exactly the user text sent for ``item``."""
         return self.template.render(item, self.options.input_kind)
 
-    def cache_key(self, item: JudgeInput) -> str:
-        # The rendered prompt names the predicted class: the same image asked about another
-        # class is another question.
-        return content_key(self.id, self.prompt_version, self.render_prompt(item), self.view_bytes(item))
+    # cache_key (from Judge) is prepare(item).key: the rendered prompt names the predicted class, so
+    # the same image asked about another class is another question.
 
     def estimated_tokens(self, prompt: str, width: int, height: int) -> int:
         price = self.price or ModelPrice(input_per_mtok=0, output_per_mtok=0)
@@ -148,75 +151,144 @@ class VLMJudge(Judge):
                              input_kind=self.options.input_kind, options=opts)
 
     # -- judging -----------------------------------------------------------------------------
+    def prepare(self, item: JudgeInput) -> Request:
+        """The request for ``item``: the PNG sent (encoded once), the prompt, a token estimate,
+        and the cache key built on exactly those bytes. The heavy input itself is not kept."""
+        image = self.view(item)
+        png = png_bytes(image)
+        prompt = self.render_prompt(item)
+        return Request(item.sample_id, content_key(self.id, self.prompt_version, prompt, png),
+                       payload=(png, prompt, self.estimated_tokens(prompt, *image.size)))
+
     def judge_many(self, items: Sequence[JudgeInput]) -> Iterator[tuple[int, Judgment]]:
         """Judge ``items`` concurrently (at most ``concurrency`` requests in flight); yield
         ``(index, Judgment)`` as each finishes — one per item, failures included, never raising
         for a single item. Closing the iterator early cancels what has not started."""
-        n = len(items)
-        if n == 0:
+        if not items:
             return
         stop = threading.Event()
-        fatal: list[CallError] = []
-        workers = min(self.options.concurrency, n)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlmx-judge")
-        # Requests are prepared (resize + PNG encode, GIL released) ahead of the workers, so a
-        # worker whose reply arrives sends its next request at once instead of encoding first.
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        seen: set[int] = set()
+        # Requests are prepared (resize + PNG encode, GIL released) ahead of the senders.
         prep = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="vlmx-prep")
-        pending: dict[Future, int] = {}
-        next_index = 0
 
-        def submit_more() -> None:
-            nonlocal next_index
-            while next_index < n and len(pending) < 2 * workers:
-                prepared = prep.submit(self._prepare, items[next_index])
-                pending[pool.submit(self._judge_safe, next_index, prepared, stop, fatal)] = next_index
-                next_index += 1
+        def requests() -> Iterator[Request]:
+            for k, fut in enumerate([prep.submit(self._prepare_safe, it) for it in items]):
+                request = fut.result()
+                request.tag = k
+                yield request
 
+        def emit(request: Request, judgment: Judgment) -> None:
+            seen.add(request.tag)
+            done.put((request.tag, judgment))
+
+        def run() -> None:
+            try:
+                stopped = self.judge_requests(requests(), emit, stop)
+                reason = f"an earlier request failed with {stopped.reason}" if stopped else "judging was stopped"
+                for k in range(len(items)):  # one judgment per item: the rest were never sent
+                    if k not in seen:
+                        done.put((k, self._unsent(reason)))
+            finally:
+                done.put(None)
+
+        feeder = threading.Thread(target=run, name="vlmx-judge-many", daemon=True)
+        feeder.start()
         try:
-            submit_more()
-            while pending:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    index = pending.pop(fut)
-                    yield index, fut.result()
-                submit_more()
+            while (got := done.get()) is not None:
+                yield got
         finally:
             stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
             prep.shutdown(wait=False, cancel_futures=True)
 
-    def _prepare(self, item: JudgeInput) -> tuple[bytes, str, int]:
-        """(PNG bytes, user prompt, token estimate) of one request."""
-        image = self.view(item)
-        prompt = self.render_prompt(item)
-        return png_bytes(image), prompt, self.estimated_tokens(prompt, *image.size)
-
-    def _judge_safe(self, index: int, prepared: Future, stop: threading.Event, fatal: list) -> Judgment:
+    def _prepare_safe(self, item: JudgeInput) -> Request:
         try:
-            return self._judge_one(index, prepared, stop, fatal)
+            return self.prepare(item)
+        except Exception as exc:  # a bad input fails alone, with its reason
+            return Request(item.sample_id, "", payload=exc)
+
+    def judge_requests(self, requests: Iterable[Request], emit: Emit, stop: threading.Event) -> Stopped | None:
+        """Keep ``concurrency`` requests in flight continuously over the whole stream (a slot
+        freed by one reply is refilled at once, whatever the others do); ``emit`` each judgment
+        as it arrives. The first fatal reply (401/403/404) stops everything before another
+        request is sent: the rest are emitted as never sent, and the reason is returned."""
+        slots = threading.Semaphore(self.options.concurrency)
+        fatal: list[CallError] = []
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="vlmx-judge")
+
+        def finished(request: Request, fut: Future) -> None:
+            try:
+                emit(request, fut.result())
+            finally:
+                slots.release()  # after the verdict (and any fatal flag) is recorded
+
+        try:
+            for request in requests:
+                while not (fatal or stop.is_set() or slots.acquire(timeout=0.05)):
+                    pass
+                if fatal or stop.is_set():
+                    emit(request, self._unsent(self._stop_reason(fatal)))
+                    if fatal:
+                        break  # nothing more is pulled: the caller stops producing
+                    continue
+                fut = pool.submit(self._judge_safe, request, stop, fatal)
+                fut.add_done_callback(lambda f, r=request: finished(r, f))
+        finally:
+            pool.shutdown(wait=True)  # what is on the wire is answered and emitted
+        return Stopped(self._redact(fatal[0].reason()), self.fatal_hint(fatal[0])) if fatal else None
+
+    def _stop_reason(self, fatal: list[CallError]) -> str:
+        return f"an earlier request failed with {fatal[0].reason()}" if fatal else "judging was stopped"
+
+    def endpoint(self) -> str:
+        """The URL requests go to (never a credential: URLs carrying one are refused)."""
+        own = getattr(self, "_base_url", None)
+        url = own() if callable(own) else self.options.base_url
+        return url or "the provider's default URL"
+
+    def fatal_hint(self, err: CallError) -> str:
+        """What to fix after a fatal reply: the key, the model or the URL."""
+        source = self._key.source
+        where = "the api_key argument" if source == "argument" else f"the environment variable {source}"
+        if err.status == 401:
+            return f"the API key was rejected: check {where}"
+        if err.status == 403:
+            return f"the API key (from {where}) may not use model {self.model!r}: check the key's access"
+        if err.status == 404:
+            return f"model {self.model!r} or the URL {self.endpoint()!r} does not exist: check the model name and URL"
+        return "check the key, the model name and the URL"
+
+    def _judge_safe(self, request: Request, stop: threading.Event, fatal: list) -> Judgment:
+        try:
+            return self._judge_one(request, stop, fatal)
         except Exception as exc:  # never raise for one item
-            log.warning("%s: item %d: unexpected %s", self.id, index, type(exc).__name__)
+            log.warning("%s: %s: unexpected %s", self.id, request.sample_id, type(exc).__name__)
             return self._failure(f"internal error: {type(exc).__name__}: {self._redact(exc)}")
 
     def _unsent(self, reason: str) -> Judgment:
         """A question never sent (stopped, or an earlier fatal reply): asked again on resume."""
         return Judgment.unsent(self.id, self.prompt_version, self._redact(reason)[:2000])
 
+    def _rejected(self, err: CallError, latency: float) -> Judgment:
+        """A fatal reply (bad key, model or URL): the question was refused, not answered, so the
+        next run asks it again without ``retry_failed``."""
+        return Judgment(judge_id=self.id, prompt_version=self.prompt_version, status="rejected",
+                        error=self._redact(f"{err.reason()}; {self.fatal_hint(err)}")[:2000], latency_s=latency)
+
     def _failure(self, reason: str, raw: str = "", **extra: Any) -> Judgment:
         return Judgment.failure(self.id, self.prompt_version, self._redact(reason)[:2000],
                                 raw=self._redact(raw)[:_RAW_LIMIT], **extra)
 
-    def _judge_one(self, index: int, prepared: Future, stop: threading.Event, fatal: list) -> Judgment:
-        try:
-            png, prompt, estimate = prepared.result()
-        except CancelledError:
-            return self._unsent("judging was stopped")
-        except Exception as exc:
+    def _judge_one(self, request: Request, stop: threading.Event, fatal: list) -> Judgment:
+        if isinstance(request.payload, Exception):
+            exc = request.payload
             return self._failure(f"bad input: {type(exc).__name__}: {exc}")
+        png, prompt, estimate = request.payload
+        index = request.sample_id
         attempt = 0
         while True:
             if fatal:
-                return self._unsent(f"an earlier request failed with {fatal[0].reason()}")
+                return self._unsent(self._stop_reason(fatal))
             if stop.is_set():
                 return self._unsent("judging was stopped")
             if not self.limiter.acquire(estimate, stop):
@@ -228,11 +300,12 @@ class VLMJudge(Judge):
             except CallError as err:
                 if err.fatal:
                     fatal.append(err)
+                    return self._rejected(err, time.monotonic() - start)
                 if err.retry_after is not None:
                     self.limiter.pause(err.retry_after)
                 if err.retryable and attempt < self.policy.max_attempts and not stop.is_set():
                     delay = self.policy.delay(attempt, err.retry_after)
-                    log.info("%s: item %d: %s; retry %d/%d in %.2fs", self.id, index, self._redact(err.reason()),
+                    log.info("%s: %s: %s; retry %d/%d in %.2fs", self.id, index, self._redact(err.reason()),
                              attempt, self.policy.max_attempts - 1, delay)
                     if stop.wait(delay):
                         return self._unsent(f"judging was stopped after {err.reason()}")

@@ -206,3 +206,9 @@ def is_blank_map(raw_map: np.ndarray, rel_tol: float = 1e-6) -> bool:
         return True
     lo, hi = float(v.min()), float(v.max())
     return hi - lo <= rel_tol * max(abs(hi), abs(lo))
+
+
+def shows_no_attention(item) -> bool:
+    """True when a judge input's map has no contrast (see :func:`is_blank_map`): it is recorded
+    with status ``no_attention`` and never sent to a judge."""
+    return is_blank_map(item.saliency)

@@ -3,6 +3,7 @@ statistics and reference scores."""
 from .agreement import (
     AcceptanceRate, InterAnnotatorAgreement, PairedComparison, TooFewPairsError, acceptance_rate, agreement_table,
     correlations, inter_annotator_agreement, krippendorff_alpha, load_annotations_csv, paired_comparison,
+    weighted_kappa,
 )
 from .evaluate import evaluate, run_classifier
 from .faithfulness import DEFAULT_METRICS, METRICS, faithfulness, localisation, pointing_game, road_scores
@@ -13,5 +14,5 @@ __all__ = [
     "run_classifier",
     "AcceptanceRate", "InterAnnotatorAgreement", "PairedComparison", "TooFewPairsError", "acceptance_rate",
     "agreement", "agreement_table", "correlations", "groundtruth_reference", "inter_annotator_agreement",
-    "krippendorff_alpha", "load_annotations_csv", "paired_comparison", "view_scores",
+    "krippendorff_alpha", "load_annotations_csv", "paired_comparison", "view_scores", "weighted_kappa",
 ]

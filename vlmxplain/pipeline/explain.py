@@ -20,11 +20,12 @@ from tqdm.auto import tqdm
 from ..cams import compute_cams, get_cam_method
 from ..core.checks import check_int, validate_mask_params, validate_threshold
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
-from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
+from ..core.records import ClassifierInfo, DatasetInfo, Judgment, RunConfig, RunView
 from ..datasets import Dataset, InputSkipped, Sample, from_list
 from ..judges import Judge, make_judge
 from ..masks.images import png_bytes, preview_of
 from ..masks.judge_input import JudgeInput, make_judge_input
+from ..masks.perturbation import shows_no_attention
 from ..models.classifiers import Classifier, load_classifier
 from ..store import JudgmentCache, Run, RunStore
 from .versions import library_versions
@@ -219,6 +220,12 @@ def _judge_items(
     judge: Judge, items: list[JudgeInput], store: RunStore, cache: JudgmentCache | None, alpha: float, beta: float,
     summary: ExplainSummary, bar,
 ) -> None:
+    for item in [it for it in items if shows_no_attention(it)]:  # never sent to a judge
+        store.put_judgment(item.sample_id, Judgment.no_attention(judge.id, judge.prompt_version), alpha=alpha,
+                           beta=beta, cache_key=judge.cache_key(item), cached=False)
+        summary.processed += 1
+        bar.update(1)
+    items = [it for it in items if not shows_no_attention(it)]
     keys = [judge.cache_key(it) for it in items]
     to_ask = []
     for item, key in zip(items, keys):

@@ -25,6 +25,7 @@ from vlmxplain.metrics.agreement import (  # noqa: E402
     krippendorff_alpha,
     load_annotations_csv,
     paired_comparison,
+    weighted_kappa,
 )
 from vlmxplain.viz import plot_agreement  # noqa: E402
 
@@ -370,3 +371,23 @@ def test_plot_agreement_returns_annotated_figure():
         assert "r = n/a" in ax2.texts[0].get_text() and len(ax2.lines) == 0  # no fit on constant data
     finally:
         plt.close(fig2)
+
+
+def test_weighted_kappa_equals_scikit_learn_and_takes_half_points():
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 6, 40)
+    b = np.clip(a + rng.integers(-1, 2, 40), 0, 5)
+    for w in ("linear", "quadratic"):
+        ref = cohen_kappa_score(a, b, labels=np.arange(6), weights=w)
+        assert weighted_kappa(a, b, w) == pytest.approx(ref, abs=1e-12)
+    half_a, half_b = a / 2 + 2.5, b / 2 + 2.5  # half-point scores: the same ratings on a finer scale
+    assert weighted_kappa(half_a, half_b) == pytest.approx(cohen_kappa_score(a, b, weights="quadratic"))
+    with pytest.raises(ValueError):
+        cohen_kappa_score(half_a, half_b, weights="quadratic")  # what used to raise
+    ann = pd.DataFrame({"sample_id": [f"s{i}" for i in range(40)] * 2, "annotator": ["x"] * 40 + ["y"] * 40,
+                        "score": np.concatenate([half_a, half_b])})
+    iaa = inter_annotator_agreement(ann)
+    assert iaa.kappa["kappa"].iloc[0] == pytest.approx(cohen_kappa_score(a, b, weights="quadratic"))
+    assert np.isnan(weighted_kappa([2, 2, 2], [2, 2, 2]))

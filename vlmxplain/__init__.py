@@ -31,7 +31,8 @@ _EXPORTS: dict[str, str] = {
     # store, pipeline, metrics
     "JudgmentCache": "store.cache", "RunStore": "store.run_store", "Run": "store.run", "open_run": "store.run",
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
-    "agreement": "metrics.reference",
+    "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
+    "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity",
     # figures and panels
     "plot_quadrant_matrix": "viz.figures", "plot_score_histogram": "viz.figures", "plot_quadrant_gallery": "viz.figures",
     "save_figure": "viz.figures",

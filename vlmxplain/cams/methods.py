@@ -2,6 +2,17 @@
 
 Each entry says how :mod:`.extract` drives the method (gradients or not; one forward pass per
 channel or not) and which attributes it sets on the grad-cam object.
+
+Three upstream behaviours are corrected here (each tested in ``tests/test_cams.py``):
+
+* EigenCAM's sign is arbitrary (an SVD's singular vector is defined up to sign; on ResNet-18
+  half the maps pointed away from the activations): :class:`FastEigenCAM` orients the projection
+  so it correlates positively with the mean activation.
+* AblationCAM crashed on token layers (ViT, Swin): :class:`AnyLayerAblationCAM` uses
+  grad-cam's ``AblationLayerVit`` when the target layer needs a reshape transform.
+* GradCAM++'s fixed ``eps = 1e-6`` dominates the denominator when gradients are tiny (ViTs):
+  :class:`ScaledGradCAMPlusPlus` scales it to each sample's denominators, so the weights follow
+  the paper's formula (Chattopadhay et al. 2018, eq. 19) at any gradient scale.
 """
 from __future__ import annotations
 
@@ -11,6 +22,7 @@ import numpy as np
 from pytorch_grad_cam import (
     AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM,
 )
+from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.base_cam import BaseCAM
 
 from ..core.catalog import CAM_METHOD_NAMES, cam_name
@@ -21,9 +33,18 @@ class CostlyMethodWarning(UserWarning):
     """A perturbation CAM method (one forward pass per channel) was requested."""
 
 
+def orient_to_activations(projection: np.ndarray, activations: np.ndarray) -> np.ndarray:
+    """``projection`` (h×w) or its negative, whichever correlates positively with the mean
+    activation over channels (C×h×w)."""
+    mean = np.asarray(activations, dtype=np.float64).mean(axis=0).ravel()
+    p = np.asarray(projection, dtype=np.float64).ravel()
+    cov = float(np.dot(p - p.mean(), mean - mean.mean()))
+    return -projection if cov < 0 else projection
+
+
 class FastEigenCAM(EigenCAM):
-    """EigenCAM with an economy SVD: the first right singular vector is all it projects on
-    (grad-cam computes the full U, ~15× slower on a 7×7×1280 map)."""
+    """EigenCAM with an economy SVD (the first right singular vector is all it projects on;
+    grad-cam computes the full U, ~15× slower on a 7×7×1280 map), oriented to the activations."""
 
     def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
         acts = np.nan_to_num(np.asarray(activations, dtype=np.float32))
@@ -32,8 +53,38 @@ class FastEigenCAM(EigenCAM):
             flat = a.reshape(a.shape[0], -1).T
             flat = flat - flat.mean(axis=0)
             _, _, vt = np.linalg.svd(flat, full_matrices=False)
-            out.append((flat @ vt[0]).reshape(a.shape[1:]))
+            out.append(orient_to_activations((flat @ vt[0]).reshape(a.shape[1:]), a))
         return np.float32(out)
+
+
+class AnyLayerAblationCAM(AblationCAM):
+    """AblationCAM that also ablates channels of token layers (ViT, Swin: a reshape transform)."""
+
+    def __init__(self, model, target_layers, reshape_transform=None, **options) -> None:
+        if reshape_transform is not None:
+            options.setdefault("ablation_layer", AblationLayerVit())
+        super().__init__(model, target_layers, reshape_transform, **options)
+
+
+#: GradCAM++'s epsilon, relative to the mean absolute denominator of each sample.
+GRADCAM_PP_REL_EPS = 1e-6
+
+
+class ScaledGradCAMPlusPlus(GradCAMPlusPlus):
+    """GradCAM++ with an epsilon scaled to each sample's denominators (see the module docstring)."""
+
+    def get_cam_weights(self, input_tensor, target_layers, target_category, activations, grads):
+        grads = np.asarray(grads, dtype=np.float64)
+        acts = np.asarray(activations, dtype=np.float64)
+        spatial = tuple(range(2, acts.ndim))
+        g2 = grads ** 2
+        sum_acts = acts.sum(axis=spatial, keepdims=True)
+        denom = 2 * g2 + sum_acts * g2 * grads
+        batch_axes = tuple(range(1, acts.ndim))
+        scale = np.abs(denom).mean(axis=batch_axes, keepdims=True)
+        eps = GRADCAM_PP_REL_EPS * np.where(scale > 0, scale, 1.0)
+        aij = np.where(grads != 0, g2 / (denom + eps), 0.0)
+        return np.float32((np.maximum(grads, 0) * aij).sum(axis=spatial))
 
 
 @dataclass(frozen=True)
@@ -51,13 +102,13 @@ CAM_METHODS: dict[str, CamMethod] = {
     m.name: m
     for m in [
         CamMethod("gradcam", GradCAM),
-        CamMethod("gradcam++", GradCAMPlusPlus),
+        CamMethod("gradcam++", ScaledGradCAMPlusPlus),
         CamMethod("xgradcam", XGradCAM),
         CamMethod("hirescam", HiResCAM),
         CamMethod("layercam", LayerCAM),
         CamMethod("eigencam", FastEigenCAM, uses_gradients=False),
         CamMethod("scorecam", ScoreCAM, uses_gradients=False, costly=True, options={"batch_size": 64}),
-        CamMethod("ablationcam", AblationCAM, uses_gradients=False, costly=True, options={"batch_size": 64}),
+        CamMethod("ablationcam", AnyLayerAblationCAM, uses_gradients=False, costly=True, options={"batch_size": 64}),
     ]
 }
 assert tuple(CAM_METHODS) == CAM_METHOD_NAMES, "core.catalog.CAM_METHOD_NAMES must list this registry"

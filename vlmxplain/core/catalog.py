@@ -23,7 +23,7 @@ CAM_ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++", "grad-c
 InputKind = Literal["masked", "overlay", "both"]
 INPUT_KINDS: tuple[str, ...] = ("masked", "overlay", "both")
 #: The offline judges (``offline:<name>``) of :mod:`vlmxplain.judges.offline`.
-OFFLINE_JUDGES = ("faithfulness", "groundtruth")
+OFFLINE_JUDGES = ("insertion-deletion", "groundtruth", "faithfulness")
 
 
 def closest_values(value: object, known: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:

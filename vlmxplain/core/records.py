@@ -4,7 +4,8 @@
 * :class:`Judgment` — one judge's verdict on one sample; its :attr:`~Judgment.status` says
   whether it is ``ok``, ``failed`` (with a reason), ``not_sent`` (never asked: a stopped run,
   an earlier fatal reply) or ``rejected`` (refused by the provider for a bad key, model or URL:
-  not an answer), the last two of which a resumed run asks again.
+  not an answer), the last two of which a resumed run asks again, or ``no_attention`` (the CAM
+  has no contrast — all zero or constant — so no judge was asked).
 * :class:`RunConfig` — everything that defines a run, written once into the run store and read
   back typed; :class:`RunView` is the run's current judge / alpha / beta / threshold.
 """
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .checks import Alpha, Beta, Threshold
 from .text import RAW_LIMIT, TEXT_LIMIT, cap_text, clean_text
 
-JudgmentStatus = Literal["ok", "failed", "not_sent", "rejected"]
+JudgmentStatus = Literal["ok", "failed", "not_sent", "rejected", "no_attention"]
 ParsePath = Literal["structured", "tolerant", "offline", "none"]
 
 
@@ -88,6 +89,12 @@ class Judgment(BaseModel):
     @classmethod
     def failure(cls, judge_id: str, prompt_version: str, error: str, raw: str = "", **extra: Any) -> "Judgment":
         return cls(judge_id=judge_id, prompt_version=prompt_version, status="failed", error=error, raw=raw, **extra)
+
+    @classmethod
+    def no_attention(cls, judge_id: str, prompt_version: str) -> "Judgment":
+        """The map shows no attention (all zero or constant): recorded without asking the judge."""
+        return cls(judge_id=judge_id, prompt_version=prompt_version, status="no_attention",
+                   error="the CAM has no contrast (all zero or constant): nothing to judge")
 
     @classmethod
     def unsent(cls, judge_id: str, prompt_version: str, reason: str) -> "Judgment":

@@ -24,7 +24,6 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import cohen_kappa_score
 
 from ..core.defaults import SCORE_RANGE
 
@@ -287,14 +286,38 @@ class InterAnnotatorAgreement:
         return pd.DataFrame(rows)
 
 
+def weighted_kappa(a: Any, b: Any, weights: Literal["linear", "quadratic"] = "quadratic") -> float:
+    """Weighted Cohen's kappa of two raters' scores, with weights by score *distance*
+    (``|x - y|`` or ``(x - y)²``) over the observed values, so half points (2.5) are fine. Equals
+    scikit-learn's ``cohen_kappa_score`` on integer scores with the full integer scale as labels;
+    NaN when it is undefined (no variation)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"scores: expected two equal-length 1-D sequences, got shapes {x.shape} and {y.shape}")
+    if weights not in ("linear", "quadratic"):
+        raise ValueError(f"weights: 'linear' or 'quadratic', got {weights!r}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("scores: must be finite (drop missing pairs first)")
+    values = np.unique(np.concatenate([x, y]))
+    ix, iy = np.searchsorted(values, x), np.searchsorted(values, y)
+    k = len(values)
+    observed = np.zeros((k, k))
+    np.add.at(observed, (ix, iy), 1.0)
+    expected = np.outer(observed.sum(1), observed.sum(0)) / max(observed.sum(), 1.0)
+    dist = np.abs(values[:, None] - values[None, :])
+    w = dist if weights == "linear" else dist ** 2
+    denom = float((w * expected).sum())
+    return float(1.0 - (w * observed).sum() / denom) if denom > 0 else float("nan")
+
+
 def inter_annotator_agreement(annotations: pd.DataFrame, *,
                               levels: tuple[AlphaLevel, ...] = ("ordinal", "interval"),
                               ) -> InterAnnotatorAgreement:
     """Agreement between human annotators (columns ``sample_id, annotator, score``).
 
     Krippendorff's alpha uses every sample rated by at least two annotators (missing ratings are
-    allowed); Cohen's kappa (quadratic weights, scikit-learn) uses each pair's common samples, with
-    the integer score scale as categories so weights follow score distances.
+    allowed); Cohen's kappa (quadratic weights, :func:`weighted_kappa`) uses each pair's common
+    samples, with weights following score distances (half points included).
     """
     ann = validate_annotations(annotations)
     wide = ann.pivot(index="sample_id", columns="annotator", values="score")
@@ -306,9 +329,6 @@ def inter_annotator_agreement(annotations: pd.DataFrame, *,
         alpha[lvl], note = _alpha(matrix, lvl)
         if note:
             notes[lvl] = note
-    allv = matrix[~np.isnan(matrix)]
-    integer = np.all(allv == np.round(allv))
-    labels = np.arange(allv.min(), allv.max() + 1) if integer else np.unique(allv)
     rows = []
     for a, b in combinations(wide.columns, 2):
         both = wide[[a, b]].dropna()
@@ -316,11 +336,9 @@ def inter_annotator_agreement(annotations: pd.DataFrame, *,
         if len(both) < 2:
             note = f"only {len(both)} common sample(s)"
         else:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                k = float(cohen_kappa_score(both[a], both[b], labels=labels, weights="quadratic"))
+            k = weighted_kappa(both[a], both[b])
             if np.isnan(k):
-                note = "kappa undefined (no variation)" if not caught else str(caught[0].message)
+                note = "kappa undefined (no variation)"
         rows.append(dict(annotator_a=a, annotator_b=b, kappa=k, n_common=len(both), note=note))
     n_samples = int((wide.notna().sum(axis=1) >= 2).sum())
     return InterAnnotatorAgreement(alpha, notes, pd.DataFrame(rows), wide.shape[1], n_samples)

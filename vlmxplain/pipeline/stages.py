@@ -31,6 +31,7 @@ from ..judges import Judge
 from ..judges.base import Request, Stopped
 from ..masks.images import preview_bytes, preview_of
 from ..masks.judge_input import JudgeInput, make_judge_input
+from ..masks.perturbation import shows_no_attention
 from ..models.classifiers import Classifier
 from ..store import JudgmentCache, RunStore
 
@@ -57,6 +58,7 @@ class ExplainSummary:
     failed: int = 0
     rejected: int = 0
     not_sent: int = 0
+    no_attention: int = 0
     already_done: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -70,6 +72,8 @@ class ExplainSummary:
             f"{self.skipped} skipped; CAMs {self.cams_computed} computed / {self.cams_reused} reused; "
             f"judgments {self.judged} new, {self.cached} from cache, {self.failed} failed"
         )
+        if self.no_attention:
+            text += f", {self.no_attention} blank maps not sent (no attention)"
         if self.rejected or self.not_sent:
             text += f", {self.rejected} refused, {self.not_sent} never sent"
         text += f"; tokens {self.input_tokens} in / {self.output_tokens} out; {self.seconds:.1f} s"
@@ -224,6 +228,10 @@ class Stream:
                     continue
                 try:
                     item = work(got)
+                    if shows_no_attention(item):  # a blank map: recorded, never sent to a judge
+                        self.write("judgment", item.sample_id,
+                                   Judgment.no_attention(self.judge.id, self.judge.prompt_version), "", False)
+                        continue
                     request = self.judge.prepare(item)
                 except (Halted, MemoryError):
                     raise
@@ -337,6 +345,8 @@ class Stream:
                 s.cached += 1
             elif judgment.status == "not_sent":
                 return
+            elif judgment.status == "no_attention":
+                s.no_attention += 1
             else:
                 if self.cache is not None and key:
                     with self._cache_lock:

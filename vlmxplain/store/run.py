@@ -20,6 +20,7 @@ from ..core.quadrants import QuadrantSummary, quadrant_column, quadrant_summary
 from ..core.records import RunConfig, RunView
 from ..core.text import csv_safe
 from ..masks.judge_input import JudgeInput, make_judge_input
+from .metrics_table import with_metrics
 from .run_store import RunStore
 
 TABLE_COLUMNS = [
@@ -90,7 +91,8 @@ class Run:
         self, judge: str | None = None, alpha: float | None = None, beta: float | None = None,
         prompt_version: str | None = None, threshold: float | None = None,
     ) -> pd.DataFrame:
-        """The per-sample table for another judge / alpha / beta judged on this run."""
+        """The per-sample table for another judge / alpha / beta judged on this run (with the stored
+        faithfulness metrics as extra columns, see :func:`vlmxplain.metrics.evaluate`)."""
         view = self.view
         judge = str(judge) if judge else view.judge.judge
         if prompt_version is None and judge == view.judge.judge:
@@ -119,7 +121,7 @@ class Run:
         df["cached"] = df["cached"].fillna(0).astype(bool)
         df["truncated"] = df["truncated"].fillna(0).astype(bool)  # a judge text was cut to the size cap
         df["quadrant"] = quadrant_column(df, self.threshold if threshold is None else threshold)
-        return df[TABLE_COLUMNS].set_index("id", drop=False).rename_axis(None)
+        return with_metrics(df[TABLE_COLUMNS].set_index("id", drop=False).rename_axis(None), self.store)
 
     def to_csv(self, path: str | Path, table: pd.DataFrame | None = None) -> Path:
         """Write :attr:`table` (or ``table``) as CSV that is safe to open in a spreadsheet: judge

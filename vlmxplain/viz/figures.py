@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.quadrants import QUADRANTS, QuadrantSummary
+from ..core.text import clean_text
 from ..store import Run
 
 QUADRANT_COLORS = {"Correct-High": "#2a9d8f", "Correct-Low": "#e9c46a", "Wrong-High": "#f4a261", "Wrong-Low": "#e76f51"}
@@ -87,7 +88,8 @@ def plot_quadrant_gallery(run: Run, per_quadrant: int = 4, threshold: float | No
             item = run.judge_input(row["id"])
             ax.imshow(item.overlay if view == "overlay" else item.masked)
             name = str(row["predicted_name"]).split(",")[0][:18]
-            ax.set_title(f"{row['id'][:16]}\n→ {name}  s={row['score']:.1f}", fontsize=8)
+            # ids and class names are data: plain text ("$" is not mathtext), no control characters
+            ax.set_title(clean_text(f"{row['id'][:16]}\n→ {name}  s={row['score']:.1f}"), fontsize=8, parse_math=False)
     cut = run.threshold if threshold is None else threshold
     fig.suptitle(title or f"{view.capitalize()} CAM images per quadrant (threshold {cut:g})")
     return fig

@@ -65,8 +65,11 @@ def _count(db: Path, sql: str) -> int:
 
     if not db.is_file():
         return 0
-    with sqlite3.connect(db, timeout=30) as c:
-        return c.execute(sql).fetchone()[0]
+    try:
+        with sqlite3.connect(db, timeout=30) as c:
+            return c.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:  # the run has not created its tables yet
+        return 0
 
 
 def kills(tmp: Path, n_kills: int, n: int = 40) -> dict:
@@ -273,18 +276,22 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=8)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--only", nargs="+", default=None, help="steps to run (default: all)")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vx-audit-") as tmp_name:
         tmp = Path(tmp_name)
         report = {}
         for name, step in (("parameters", parameters), ("key_leaks", key_leaks), ("corpus", corpus),
                            ("concurrent", concurrent), ("kills", lambda t: kills(t, a.kills))):
+            if a.only and name not in a.only:
+                continue
             t0 = time.perf_counter()
             report[name] = step(tmp)
             report[name]["seconds"] = round(time.perf_counter() - t0, 1)
             print(name, json.dumps(report[name]), flush=True)
-    if a.out:
-        a.out.write_text(json.dumps(report, indent=1))
+            if a.out:
+                old = json.loads(a.out.read_text()) if a.out.is_file() else {}
+                a.out.write_text(json.dumps(old | report, indent=1))
 
 
 if __name__ == "__main__":

@@ -124,3 +124,14 @@ def test_results_csv_cannot_run_formulas(tiny_clf, loopback_server, tmp_path):
     assert len(rows) == N and cells and not any(v.startswith(("=", "+", "-", "@")) for v in cells)
     assert all(r["description"] == "'" + HOSTILE_FORMULA and r["justification"].startswith("'-=") for r in rows)
     assert float(rows[0]["score"]) == 3.0  # numbers stay numbers
+
+
+def test_text_from_older_stores_is_shown_plain_and_escaped():
+    from vlmxplain.core.text import cap_text, clean_text, csv_cell
+    from vlmxplain.viz.html import esc
+
+    hostile = "a\u202eb\x1b[31m<b>c</b>\x00\u200bd\r\ne"
+    assert clean_text(hostile) == "ab<b>c</b>d\ne" and esc(hostile) == "ab&lt;b&gt;c&lt;/b&gt;d\ne"
+    assert cap_text("x" * 30, 10) == ("x" * 10 + " […cut: 20 more characters]", True)
+    assert [csv_cell(v) for v in ("=1+1", "+1", "-x", "@SUM(A1)", "\tx", "plain", 3)] == [
+        "'=1+1", "'+1", "'-x", "'@SUM(A1)", "'\tx", "plain", 3]

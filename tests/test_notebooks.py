@@ -27,6 +27,32 @@ def _caches(shared_caches):
     """See tests/conftest.py: shared_caches."""
 
 
+# The ShapesNets a notebook loads from the model cache are trained here, in the test process,
+# before its kernel starts: every test works alone (``-k <one>``) and in any order.
+@pytest.fixture(scope="module")
+def bias_models(_caches):
+    """The shortcut_bias notebook's default models (rates 0, 0.75, 1 and the control)."""
+    from vlmxplain import experiments as vxe
+
+    return vxe.train_bias_models(vxe.validate_bias_params())
+
+
+@pytest.fixture(scope="module")
+def shapes_net(_caches):
+    """The offline shapes classifier (classifier="auto" on shapes data; the bias rate-0 model)."""
+    from vlmxplain.models import shapes_model
+
+    return shapes_model(progress=False)
+
+
+@pytest.fixture(scope="module")
+def shortcut_net(_caches):
+    """``shortcut:0.75``: the sweep and agreement notebooks' default classifier."""
+    from vlmxplain.models import shortcut_model
+
+    return shortcut_model(0.75)
+
+
 def execute(name: str, workdir: Path, **parameters) -> nbformat.NotebookNode:
     """Run a bundled notebook in ``workdir`` (its relative run_dir/figures_dir land there)."""
     out = workdir / f"{name}.executed.ipynb"
@@ -62,9 +88,8 @@ def fails_fast(name: str, workdir: Path, parameter: str, value) -> None:
     assert not (workdir / "runs").exists() and not (workdir / "figures").exists()
 
 
-# ----------------------------------------------------------------------------- shortcut bias (first:
-# it trains the models that the other notebooks load from the cache)
-def test_shortcut_bias_defaults(tmp_path):
+# ----------------------------------------------------------------------------- shortcut bias
+def test_shortcut_bias_defaults(tmp_path, bias_models):
     nb = execute("shortcut_bias", tmp_path)
     figures(tmp_path / "figures", "shortcut_bias", 3, "r0-0.75-1-circle-dotted-offline-groundtruth-t2.5")
     table = pd.read_csv(tmp_path / "runs/shortcut_bias/bias_results.csv")
@@ -75,7 +100,7 @@ def test_shortcut_bias_defaults(tmp_path):
     assert "|r(shortcut rate, flagged share)| > 0.5: True" in out
 
 
-def test_shortcut_bias_other_parameters(tmp_path):
+def test_shortcut_bias_other_parameters(tmp_path, bias_models):
     execute("shortcut_bias", tmp_path, rates=[0.0, 0.75], control=False, explain_split="moved", n_test=30,
             judge="offline:faithfulness", threshold=3.0, run_dir="runs/bias-moved", figures_dir="figs")
     figures(tmp_path / "figs", "shortcut_bias", 3, "r0-0.75-circle-moved-offline-faithfulness-t3")
@@ -97,7 +122,7 @@ def test_pipeline_defaults(tmp_path):
     assert table["score"].between(0, 5).all()
 
 
-def test_pipeline_other_parameters(tmp_path):
+def test_pipeline_other_parameters(tmp_path, shapes_net):
     execute("pipeline", tmp_path, data="shapes:n=30", judge="offline:groundtruth", limit=12, threshold=3.0,
             beta=0.5, run_dir="runs/pipe-shapes")
     figures(tmp_path / "figures", "pipeline", 3, "offline-groundtruth-a25-b0.5")
@@ -131,7 +156,7 @@ def test_quickstart_bad_parameter(tmp_path):
 
 
 # ----------------------------------------------------------------------------- sweep
-def test_sweep_defaults(tmp_path):
+def test_sweep_defaults(tmp_path, shortcut_net):
     nb = execute("sweep", tmp_path)
     figures(tmp_path / "figures", "sweep", 2, "shortcut-0.75-offline-groundtruth-vs-groundtruth-spearman")
     table = pd.read_csv(tmp_path / "runs/sweep/sweep.csv")
@@ -140,7 +165,7 @@ def test_sweep_defaults(tmp_path):
     assert "grid: 4 alphas x 5 betas = 20 cells" in out and "best cell for spearman" in out
 
 
-def test_sweep_through_the_cli(tmp_path):
+def test_sweep_through_the_cli(tmp_path, shortcut_net):
     code = cli_main(["run", "sweep", "--out", str(tmp_path), "--name", "sweep-cli.ipynb", "--no-progress",
                      "-p", "alphas", "[20, 30]", "-p", "betas", "[0.5, 0.6, 0.7]", "-p", "metric", "pearson",
                      "-p", "judge", "offline:faithfulness", "-p", "limit", "24",
@@ -157,7 +182,7 @@ def test_sweep_bad_parameter(tmp_path):
 
 
 # ----------------------------------------------------------------------------- agreement
-def test_agreement_defaults_use_labelled_simulated_annotators(tmp_path):
+def test_agreement_defaults_use_labelled_simulated_annotators(tmp_path, shortcut_net):
     nb = execute("agreement", tmp_path)
     figures(tmp_path / "figures", "agreement", 1, "offline-faithfulness-simulated-scatter")
     run_dir = tmp_path / "runs/agreement"
@@ -169,7 +194,7 @@ def test_agreement_defaults_use_labelled_simulated_annotators(tmp_path):
     assert "SIMULATED annotators (not human data): 3 raters, 60 samples" in printed(nb)
 
 
-def test_agreement_with_human_csv_then_the_annotator_store(tmp_path):
+def test_agreement_with_human_csv_then_the_annotator_store(tmp_path, shortcut_net):
     rng = np.random.default_rng(0)
     ids = [f"shapes-{i:05d}" for i in range(20)]
     csv = tmp_path / "humans.csv"

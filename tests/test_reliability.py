@@ -196,3 +196,44 @@ def test_a_failing_judgment_cache_warns_and_the_run_completes(tiny_clf, tmp_path
     with pytest.warns(RuntimeWarning, match="judgment cache turned off"):
         run = offline(tiny_clf, vx.datasets.shapes(6), tmp_path / "run2", cache=tmp_path / "blocked" / "c.sqlite")
     assert set(run.table["judge_status"]) == {"ok"}
+
+
+# ----------------------------------------------------------------------------- CAM hooks (13)
+def _hooks(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("options, message", [({"bogus": 1}, "has no option 'bogus'"),
+                                              ({"activations_and_grads": None}, "has no option"),
+                                              ({"batch_size": "many"}, "")])
+def test_bad_cam_options_release_the_hooks_before_the_error_is_raised(tiny_clf, options, message):
+    image = vx.datasets.shapes(1)[0].image
+    before = _hooks(tiny_clf.model)
+    with pytest.raises((ValueError, TypeError), match=message) as err:
+        vx.compute_cams(tiny_clf, [image], method="scorecam", method_options=options)
+    assert err.value.__traceback__ is not None  # the error (and the CAM object its frames hold) is still alive
+    assert _hooks(tiny_clf.model) == before
+    ok = vx.compute_cams(tiny_clf, [image], method="scorecam", method_options={"batch_size": 8})
+    assert ok.maps.shape[0] == 1 and _hooks(tiny_clf.model) == before
+
+
+# ----------------------------------------------------------------------------- figures of odd ids (14, 16)
+def test_dollar_signs_and_control_characters_in_ids_draw_as_plain_text(tiny_clf, tmp_path):
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from vlmxplain import viz
+
+    d = tmp_path / "data" / "circle"
+    d.mkdir(parents=True)
+    for name in ("$5 $6.png", "x$_^$.png", "ctl\x1b[31m\u202ex.png"):
+        _png(d / name)
+    run = offline(tiny_clf, vx.datasets.folder(tmp_path / "data"), tmp_path / "run")
+    assert len(run.table) == 3
+    fig = viz.plot_quadrant_gallery(run, per_quadrant=3)  # used to raise in mathtext on "$...$"
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    fig.savefig(io.BytesIO(), format="png")
+    plt.close(fig)
+    assert any("$5 $6" in t for t in titles) and any("x$_^$" in t for t in titles)
+    assert not any(c in t for t in titles for c in "\x1b\u202e")

@@ -140,10 +140,13 @@ def _extract_batch(
 ) -> tuple[np.ndarray, ...]:
     x = clf.batch(images) if tensors is None else stack_inputs(clf, tensors)
     cam = method.cls(model=clf.model, target_layers=[clf.target_layer], reshape_transform=clf.reshape_transform)
-    for key, value in {**method.options, **method_options}.items():
-        setattr(cam, key, value)
-    leaf_hook = clf.target_layer.register_forward_hook(_make_gradient_leaf, prepend=True)
+    hooks = cam.activations_and_grads  # registered by the constructor: released whatever happens below
+    leaf_hook = None
     try:
+        for key, value in {**method.options, **method_options}.items():
+            _check_option(cam, method, key)
+            setattr(cam, key, value)
+        leaf_hook = clf.target_layer.register_forward_hook(_make_gradient_leaf, prepend=True)
         with frozen_parameters(clf.model), torch.set_grad_enabled(method.uses_gradients):
             logits = cam.activations_and_grads(x)
             probs = torch.softmax(logits.detach().float(), dim=1)
@@ -159,9 +162,10 @@ def _extract_batch(
             cam.activations_and_grads.release()  # perturbation methods re-run the model below
             with torch.no_grad():
                 raw = cam.get_cam_image(x, clf.target_layer, cam_targets, acts, grads, False)
-    finally:
-        leaf_hook.remove()
-        cam.activations_and_grads.release()
+    finally:  # before any error propagates: its traceback holds ``cam``
+        if leaf_hook is not None:
+            leaf_hook.remove()
+        hooks.release()
     maps = np.maximum(np.asarray(raw, dtype=np.float32), 0)
     k = min(top_k, probs.shape[1])
     top = torch.topk(probs, k, dim=1)
@@ -192,6 +196,22 @@ def cams_for_batch(
         clf, spec, images, [None] * len(images), top_k, method_options or {}, tensors)
     return CamResult(spec.name, maps, preds, conf, chosen, top_i, top_p, [im.size for im in images],
                      list(ids) if ids is not None else [str(k) for k in range(len(images))])
+
+
+#: grad-cam attributes that are the extraction's own machinery, never options.
+_INTERNAL = frozenset({"model", "target_layers", "reshape_transform", "activations_and_grads", "uses_gradients",
+                       "device", "compute_input_gradient", "outputs"})
+
+
+def _check_option(cam: Any, method: CamMethod, key: str) -> None:
+    """Only the method's own settings may be set: never its hooks, model or methods."""
+    if key in method.options:
+        return
+    if (not isinstance(key, str) or key.startswith("_") or key in _INTERNAL or not hasattr(cam, key)
+            or callable(getattr(cam, key))):
+        known = sorted({k for k, v in vars(cam).items() if not k.startswith("_") and k not in _INTERNAL
+                        and not callable(v)} | set(method.options))
+        raise ValueError(f"cam_options: {method.name} has no option {key!r}; options: {', '.join(known) or 'none'}")
 
 
 def compute_cams(

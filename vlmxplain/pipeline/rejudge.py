@@ -49,12 +49,13 @@ def rejudge(
     except NeedsClassifier:
         the_judge = make_judge(spec, classifier=reload_classifier(run), **(judge_options or {}))
     store = run.store
+    lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)
     store.record_judge(the_judge.settings())
     ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b))
     summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
     bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
                unit="img", disable=not progress)
-    with _judging(the_judge, cache) as judgment_cache, bar:
+    with lock, _judging(the_judge, cache) as judgment_cache, bar:
         depth = max(32, the_judge.concurrency)
         stream = Stream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth)
         todo, requests = queue.Queue(maxsize=depth), queue.Queue(maxsize=depth)

@@ -533,7 +533,11 @@ class RunLock:
             if held is not None:
                 held[1] += 1
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise PermissionError(f"run_dir: cannot work in {Path(run_dir)} ({err.strerror or err}); a read-only "
+                                      "run can be opened with open_run(), not added to") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.checks import check_int
+from ..core.text import clean_text
 from ..datasets import shapes
 from ..experiments.bias import BiasParams, BiasResult, bias_splits
 from ..models.shapesnet import training_spec
@@ -88,7 +89,8 @@ def plot_flagged_gallery(result: BiasResult, per_model: int = 5, view: str = "di
                 x0, y0, x1, y1 = box
                 ax.add_patch(Rectangle((x0 - 1.5, y0 - 1.5), x1 - x0 + 2, y1 - y0 + 2, fill=False, edgecolor="cyan",
                                        lw=1))
-            ax.set_title(f"{row['label']}→{row['predicted_name']} s={row['score']:.1f}", fontsize=7)
+            ax.set_title(clean_text(f"{row['label']}→{row['predicted_name']} s={row['score']:.1f}"), fontsize=7,
+                         parse_math=False)
     fig.suptitle(title or f"Flagged samples per model ({result.params.explain_split} split, {view} view: "
                  "bright = visible to the judge; cyan = the dot)", fontsize=10)
     return fig
@@ -127,6 +129,6 @@ def plot_split_examples(p: BiasParams, per_split: int = 4, title: str | None = N
                 x0, y0, x1, y1 = box
                 ax.add_patch(Rectangle((x0 - 1.5, y0 - 1.5), x1 - x0 + 2, y1 - y0 + 2, fill=False, edgecolor="cyan",
                                        lw=1))
-            ax.set_title(s.label, fontsize=8)
+            ax.set_title(clean_text(s.label), fontsize=8, parse_math=False)
     fig.suptitle(title or "Shortcut-bias splits (cyan: the red dot)", fontsize=10)
     return fig

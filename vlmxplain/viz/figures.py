@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.quadrants import QUADRANTS, QuadrantSummary
+from ..core.text import clean_text
 from ..store import Run
 
 QUADRANT_COLORS = {"Correct-High": "#2a9d8f", "Correct-Low": "#e9c46a", "Wrong-High": "#f4a261", "Wrong-Low": "#e76f51"}
@@ -167,7 +168,9 @@ def plot_quadrant_gallery(run: Run, per_quadrant: int = 4, threshold: float | No
             row = part.iloc[c]
             item = run.judge_input(row["id"])
             ax.imshow(item.overlay if view == "overlay" else item.masked)
-            ax.set_title(caption(row["label"], row["predicted_name"], row["score"]), fontsize=8)
+            # ids and class names are data: plain text ("$" is not mathtext), no control characters
+            ax.set_title(clean_text(caption(row["label"], row["predicted_name"], row["score"])), fontsize=8,
+                         parse_math=False)
     if not rows:
         axes[0, 0].set_axis_off()
         axes[0, 0].text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=axes[0, 0].transAxes)

@@ -11,14 +11,16 @@ import math
 from typing import Any, Mapping, Sequence
 
 from ..core.quadrants import QUADRANTS, QuadrantSummary
+from ..core.text import clean_text
 
 
 # --------------------------------------------------------------------------- escaping & formatting
 def esc(value: Any) -> str:
-    """``html.escape`` for any value; None and NaN become an empty string."""
+    """``html.escape`` of the plain text of any value (no control, bidi or zero-width characters,
+    also in stores written before judge text was cleaned); None and NaN become an empty string."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return html.escape(str(value), quote=True)
+    return html.escape(clean_text(value), quote=True)
 
 
 def css_name(text: str) -> str:

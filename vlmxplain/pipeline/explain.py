@@ -9,6 +9,7 @@ addressed cache shared across runs, so the same question is never asked twice.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ..cams import compute_cams, get_cam_method
+from ..core.catalog import closest_values
 from ..core.checks import check_int, validate_mask_params, validate_threshold
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
@@ -88,11 +90,21 @@ def align_targets(dataset: Dataset, class_names: Sequence[str]) -> dict[int, int
         else:
             missing.append(name)
     if missing:
+        near = {m: [class_names[lookup[k]] for k in _closest_classes(m.strip().lower(), lookup)] for m in missing[:5]}
+        hints = "; ".join(f"{m!r}: closest {', '.join(map(repr, dict.fromkeys(c)))}" if c else f"{m!r}: none close"
+                          for m, c in near.items())
         raise ValueError(
-            f"labels: dataset classes {missing[:10]} are not classes of the classifier "
-            f"({len(class_names)} classes, e.g. {list(class_names[:5])}); pass classes= matching the model"
+            f"labels: dataset classes {missing[:10]} are not classes of the classifier ({len(class_names)} classes; "
+            f"{hints}); rename the folders or pass classes= matching the model"
         )
     return mapping
+
+
+def _closest_classes(name: str, lookup: dict[str, int], n: int = 3) -> list[str]:
+    """Class-name keys closest to ``name``: those containing it as a word first (``cat`` →
+    ``tabby cat``), then difflib's closest."""
+    words = sorted((k for k in lookup if re.search(rf"\b{re.escape(name)}\b", k)), key=len)
+    return list(dict.fromkeys([*words, *closest_values(name, lookup, n=n)]))[:n]
 
 
 def _as_dataset(data: Any) -> Dataset:

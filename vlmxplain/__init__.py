@@ -39,9 +39,10 @@ _EXPORTS: dict[str, str] = {
     "QuadrantBrowser": "widgets.quadrant_browser",
     # reports
     "report": "reports.html_report", "compare": "reports.compare", "Comparison": "reports.compare",
+    "export_table": "exports.tables", "export_fiftyone": "exports.fiftyone_dir",
 }
 _SUBPACKAGES = ("cams", "core", "datasets", "experiments", "judges", "masks", "metrics", "models", "params",
-                "pipeline", "reports", "store", "viz", "widgets")
+                "pipeline", "reports", "exports", "store", "viz", "widgets")
 
 __all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 

@@ -144,3 +144,13 @@ def test_transformers_hub_ids_are_refused_offline():
     with pytest.raises(ValueError, match="did you mean 'vit'"):
         PipelineParams.check(classifier="hf:vitt")
     assert catalog.hf_image_model_types() >= {"vit", "swin", "convnext", "deit", "beit"}
+
+
+def test_a_foreign_state_dict_as_a_checkpoint_says_how_to_name_its_architecture(tmp_path):
+    import timm
+
+    path = tmp_path / "weights.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False, num_classes=2).state_dict(), path)
+    with pytest.raises(ValueError, match=r"not a ShapesNet checkpoint.*'<timm name>,checkpoint="):
+        vx.resolve_classifier(str(path))
+    assert vx.resolve_classifier(f"resnet18,checkpoint={path},num_classes=2").num_classes == 2

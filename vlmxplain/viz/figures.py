@@ -54,9 +54,9 @@ def share_text(count: int, total: int) -> str:
     if count >= total:
         return "100%"
     share = count / total
-    if 0.095 <= share <= 0.995:
+    if 0.095 <= share < 0.995:  # whole percent, never rounding up to 100%
         return f"{share:.0%}"
-    if 0.001 <= share <= 0.999:
+    if 0.001 <= share < 0.9995:
         return f"{share:.1%}"
     return "<0.1%" if share < 0.5 else ">99.9%"
 

@@ -129,3 +129,14 @@ def test_bias_curve_legend_and_note_sit_outside_the_data():
     data_area = ax.get_window_extent()
     assert ax.get_legend().get_window_extent().x0 >= data_area.x1
     assert all(t.get_window_extent().x0 >= data_area.x1 for t in ax.texts)
+
+
+def test_per_class_matrix_counts_and_shades_by_share():
+    table = pd.DataFrame({"correct": [True, True, False, True, True, True], "score": [4, 1, 4, 4, 4, 4],
+                          "label": ["a", "a", "a", "b", "b", "b"]})
+    fig = vxf.plot_per_class_matrix(quadrant_summary(table, 2.5))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (n=3)", "b (n=3)"]
+    assert [t.get_text() for t in ax.texts] == ["1", "1", "1", "0", "3", "0", "0", "0"]
+    shades = ax.collections[0].get_array().reshape(2, 4)
+    assert np.allclose(shades, [[1 / 3, 1 / 3, 1 / 3, 0], [1, 0, 0, 0]])

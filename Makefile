@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_judges.py
 	$(PY) benchmarks/bench_tuner.py
+	$(PY) benchmarks/bench_cli.py
 
 clean:
 	rm -rf $(VENV) figures runs

@@ -80,7 +80,7 @@ def test_custom_module_and_clear_errors():
         vx.load_classifier(Net(), class_names=["a", "b", "c"])
     with pytest.raises(ValueError, match="no submodule 'nope'"):
         vx.load_classifier(Net(), class_names=["cat", "dog"], target_layer="nope")
-    with pytest.raises(ValueError, match="unknown model 'resnet_nope'"):
+    with pytest.raises(ValueError, match="timm has no model 'resnet_nope'; closest: "):
         vx.load_classifier("resnet_nope")
 
     class Flat(nn.Module):

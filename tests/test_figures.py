@@ -26,6 +26,11 @@ def test_small_cells_never_read_zero_and_partial_never_hundred():
     assert texts == ["0\n0%", "1\n0.2%", "1\n0.2%", "598\n99.7%"]
     assert vxf.share_text(1, 5000) == "<0.1%" and vxf.share_text(4999, 5000) == ">99.9%"
     assert vxf.share_text(3, 10) == "30%" and vxf.share_text(0, 10) == "0%" and vxf.share_text(10, 10) == "100%"
+    assert vxf.share_text(597, 600) == "99.5%" and vxf.share_text(3, 600) == "0.5%"  # a real run's cells
+    for total in (7, 600, 5000, 123457):  # no partial cell reads 0% or 100%
+        for count in range(1, min(total, 400)):
+            assert vxf.share_text(count, total) not in ("0%", "0.0%")
+            assert vxf.share_text(total - count, total) not in ("100%", "100.0%")
 
 
 def test_score_histogram_centres_bars_shows_wrong_counts_and_integer_ticks():
@@ -124,3 +129,14 @@ def test_bias_curve_legend_and_note_sit_outside_the_data():
     data_area = ax.get_window_extent()
     assert ax.get_legend().get_window_extent().x0 >= data_area.x1
     assert all(t.get_window_extent().x0 >= data_area.x1 for t in ax.texts)
+
+
+def test_per_class_matrix_counts_and_shades_by_share():
+    table = pd.DataFrame({"correct": [True, True, False, True, True, True], "score": [4, 1, 4, 4, 4, 4],
+                          "label": ["a", "a", "a", "b", "b", "b"]})
+    fig = vxf.plot_per_class_matrix(quadrant_summary(table, 2.5))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (n=3)", "b (n=3)"]
+    assert [t.get_text() for t in ax.texts] == ["1", "1", "1", "0", "3", "0", "0", "0"]
+    shades = ax.collections[0].get_array().reshape(2, 4)
+    assert np.allclose(shades, [[1 / 3, 1 / 3, 1 / 3, 0], [1, 0, 0, 0]])

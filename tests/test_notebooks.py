@@ -16,7 +16,13 @@ from PIL import Image
 
 from vlmxplain.cli import main as cli_main
 from vlmxplain.datasets import gallery
+from vlmxplain.params import NOTEBOOK_PARAMS
 from vlmxplain.store import RunStore
+
+
+def default_run_dir(name: str, **parameters) -> str:
+    """Where a notebook's run goes without ``run_dir``: ``runs/<notebook>/<data>-<classifier>-<cam>``."""
+    return NOTEBOOK_PARAMS[name].check(**parameters).run_dir
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "vlmxplain" / "notebooks"
 pytestmark = pytest.mark.timeout(600)
@@ -117,7 +123,7 @@ def test_shortcut_bias_bad_parameter(tmp_path):
 def test_pipeline_defaults(tmp_path):
     execute("pipeline", tmp_path)
     figures(tmp_path / "figures", "pipeline", 3, "gallery-gradcam-offline-faithfulness-a25-b0.6")
-    table = pd.read_csv(tmp_path / "runs/pipeline/results.csv")
+    table = pd.read_csv(tmp_path / default_run_dir("pipeline") / "results.csv")
     assert len(table) == len(gallery()) and set(table["judge_status"]) == {"ok"}
     assert table["score"].between(0, 5).all()
 
@@ -140,7 +146,7 @@ def test_quickstart_defaults(tmp_path):
     nb = execute("quickstart", tmp_path)
     figures(tmp_path / "figures", "quickstart", 3, "gallery-gradcam-offline-faithfulness-a25-b0.6")
     n = len(gallery())
-    assert len(pd.read_csv(tmp_path / "runs/quickstart/results.csv")) == n
+    assert len(pd.read_csv(tmp_path / default_run_dir("quickstart") / "results.csv")) == n
     assert f"{n} rows in results.csv; judged: {n}, skipped: 0" in printed(nb)
 
 
@@ -159,7 +165,7 @@ def test_quickstart_bad_parameter(tmp_path):
 def test_sweep_defaults(tmp_path, shortcut_net):
     nb = execute("sweep", tmp_path)
     figures(tmp_path / "figures", "sweep", 2, "shortcut-0.75-offline-groundtruth-vs-groundtruth-spearman")
-    table = pd.read_csv(tmp_path / "runs/sweep/sweep.csv")
+    table = pd.read_csv(tmp_path / default_run_dir("sweep") / "sweep.csv")
     assert len(table) == 20 and (table["n"] == 60).all() and table["spearman"].notna().all()
     out = printed(nb)
     assert "grid: 4 alphas x 5 betas = 20 cells" in out and "best cell for spearman" in out
@@ -185,7 +191,7 @@ def test_sweep_bad_parameter(tmp_path):
 def test_agreement_defaults_use_labelled_simulated_annotators(tmp_path, shortcut_net):
     nb = execute("agreement", tmp_path)
     figures(tmp_path / "figures", "agreement", 1, "offline-faithfulness-simulated-scatter")
-    run_dir = tmp_path / "runs/agreement"
+    run_dir = tmp_path / default_run_dir("agreement")
     ann = pd.read_csv(run_dir / "annotations-SIMULATED.csv")
     assert len(ann) == 3 * 60 and ann["annotator"].str.startswith("simulated-").all() and ann["simulated"].all()
     table = pd.read_csv(next(run_dir.glob("agreement-*.csv")))

@@ -21,3 +21,17 @@ def test_a_cache_miss_says_it_trains_once(capfd, monkeypatch, tmp_path):
     assert "vlmxplain: training a ShapesNet on 30 shapes images (1 epochs), once; cached at" in capfd.readouterr().err
     shapesnet.shapes_model(spec, epochs=1, progress=False)
     assert "training" not in capfd.readouterr().err  # loaded from the cache
+
+
+def test_judgment_cache_env_takes_a_folder_or_a_file(monkeypatch, tmp_path):
+    from vlmxplain.core.defaults import judgment_cache_path
+    from vlmxplain.store import JudgmentCache
+
+    for given, expected in [(tmp_path, tmp_path / "judgments.sqlite"),  # an existing folder
+                            (f"{tmp_path / 'new'}/", tmp_path / "new" / "judgments.sqlite"),  # a new one, with /
+                            (tmp_path / "fresh", tmp_path / "fresh" / "judgments.sqlite"),  # new, no suffix
+                            (tmp_path / "mine.sqlite", tmp_path / "mine.sqlite")]:  # a file
+        monkeypatch.setenv("VLMXPLAIN_CACHE", str(given))
+        assert judgment_cache_path() == expected
+        JudgmentCache()  # opens (folders created), no sqlite3.OperationalError
+        assert expected.is_file()

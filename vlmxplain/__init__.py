@@ -35,14 +35,17 @@ _EXPORTS: dict[str, str] = {
     "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity",
     # figures and panels
     "plot_quadrant_matrix": "viz.figures", "plot_score_histogram": "viz.figures", "plot_quadrant_gallery": "viz.figures",
-    "save_figure": "viz.figures",
+    "save_figure": "viz.figures", "plot_per_class_matrix": "viz.figures", "plot_bias_curve": "viz.bias", "plot_flagged_gallery": "viz.bias",
+    "plot_sweep_heatmap": "viz.sweep", "plot_mask_grid": "viz.sweep", "plot_agreement": "viz.agreement",
+    "plot_transition_matrix": "viz.compare", "plot_score_scatter": "viz.compare",
     "Annotator": "widgets.annotator", "JudgeViewer": "widgets.judge_viewer", "MaskTuner": "widgets.mask_tuner",
     "QuadrantBrowser": "widgets.quadrant_browser",
     # reports
     "report": "reports.html_report", "compare": "reports.compare", "Comparison": "reports.compare",
+    "export_table": "exports.tables", "export_fiftyone": "exports.fiftyone_dir",
 }
 _SUBPACKAGES = ("cams", "core", "datasets", "experiments", "judges", "masks", "metrics", "models", "params",
-                "pipeline", "reports", "store", "viz", "widgets")
+                "pipeline", "reports", "exports", "store", "viz", "widgets")
 
 __all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 

@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -154,10 +155,25 @@ def run_notebook(notebook: str | Path, parameters: dict[str, Any] | None = None,
     target = out / (output_name or executed_name(source.stem, out))
     if progress:
         _log_cell_output()
-    pm.execute_notebook(str(source), str(target), parameters=params, progress_bar=progress, log_output=progress,
-                        cwd=str(cwd) if cwd is not None else None, kernel_name="python3",
-                        store_widget_state=False)  # panels carry their own static HTML
+    with tempfile.TemporaryDirectory(prefix="vlmxplain-kernel-") as sockets:
+        pm.execute_notebook(str(source), str(target), parameters=params, progress_bar=progress,
+                            log_output=progress, cwd=str(cwd) if cwd is not None else None, kernel_name="python3",
+                            kernel_manager_class=_ipc_kernel_manager(Path(sockets)),
+                            store_widget_state=False)  # panels carry their own static HTML
     return target
+
+
+def _ipc_kernel_manager(folder: Path) -> type:
+    """A kernel manager talking to the kernel over local IPC sockets in ``folder`` (private to this
+    run) instead of unencrypted TCP on 127.0.0.1 (and without ipykernel's warning about it)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport, self.ip = "ipc", str(folder / "kernel")
+
+    return IPCKernelManager
 
 
 def _log_cell_output() -> None:

@@ -86,3 +86,19 @@ def torchvision_model_names() -> frozenset[str]:
         for given, func in _TV_REGISTER.findall(path.read_text(encoding="utf-8")):
             names.add(given or func.lower())
     return frozenset(names)
+
+
+@lru_cache(maxsize=1)
+def hf_image_model_types() -> frozenset[str]:
+    """The ``transformers`` model types with an image-classification head (``vit``, ``convnext``,
+    ``swin``, ...), read from the installed package's auto mapping (empty when not installed)."""
+    root = _package_dir("transformers")
+    path = root / "models" / "auto" / "modeling_auto.py" if root is not None else None
+    if path is None or not path.is_file():
+        return frozenset()
+    text = path.read_text(encoding="utf-8")
+    start = text.find("MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES = OrderedDict(")
+    end = text.find("\n)\n", start)
+    if start < 0 or end < 0:
+        return frozenset()
+    return frozenset(re.findall(r'^\s*\(?\s*"([a-z0-9][a-z0-9_-]*)",', text[start:end], flags=re.M))

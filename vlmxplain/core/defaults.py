@@ -30,12 +30,14 @@ def cache_root() -> Path:
 
 
 def judgment_cache_path() -> Path:
-    """The cross-run judgment cache file: ``$VLMXPLAIN_CACHE`` (a file, or a folder that gets
-    ``judgments.sqlite``), else ``<cache root>/judgments.sqlite``."""
+    """The cross-run judgment cache file: ``$VLMXPLAIN_CACHE`` — a folder (existing, ending in
+    ``/``, or a new path without a file suffix) that gets ``judgments.sqlite``, or a file — else
+    ``<cache root>/judgments.sqlite``."""
     env = os.environ.get("VLMXPLAIN_CACHE")
     if env:
         path = Path(env).expanduser()
-        return path / "judgments.sqlite" if path.is_dir() else path
+        folder = path.is_dir() or env.endswith(("/", os.sep)) or (not path.exists() and not path.suffix)
+        return path / "judgments.sqlite" if folder else path
     return cache_root() / "judgments.sqlite"
 
 

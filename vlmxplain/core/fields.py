@@ -12,7 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-from .catalog import OFFLINE_JUDGES, cam_name, closest_values, suggestion, timm_model_names, torchvision_model_names
+from .catalog import (
+    OFFLINE_JUDGES, cam_name, closest_values, hf_image_model_types, suggestion, timm_model_names,
+    torchvision_model_names,
+)
 from .specs import ClassifierSpec, JudgeSpec
 
 
@@ -21,6 +24,13 @@ def checked_classifier(value: Any) -> ClassifierSpec:
     spec = ClassifierSpec.parse(value)
     if spec.path is not None and not Path(spec.path).expanduser().is_file():
         raise ValueError(f"classifier: no checkpoint file at {spec.path!r}")
+    options = dict(spec.options)
+    if "checkpoint" in options and not Path(str(options["checkpoint"])).expanduser().is_file():
+        raise ValueError(f"classifier: no checkpoint file at {options['checkpoint']!r}")
+    if isinstance(options.get("classes"), str) and not Path(options["classes"]).expanduser().is_file():
+        raise ValueError(f"classifier: no class-names file at {options['classes']!r} (one name per line)")
+    if spec.kind == "hf":
+        _check_hf(str(spec.name))
     if spec.kind in ("timm", "torchvision"):
         known = timm_model_names() if spec.kind == "timm" else torchvision_model_names()
         base = str(spec.name).split(".", 1)[0]  # timm's ``name.pretrained_tag``
@@ -30,6 +40,23 @@ def checked_classifier(value: Any) -> ClassifierSpec:
                              f"{suggestion(base, sorted(known), list_up_to=0)}"
                              "; or give auto, efficientnet_lite0, shortcut:RATE or a checkpoint path")
     return spec
+
+
+def _check_hf(name: str) -> None:
+    """``hf:<folder>`` must be a saved model folder; ``hf:<model type>`` a type with an image head."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"classifier: hf:{name}: the folder has no config.json (write it with save_pretrained)")
+        return
+    types = hf_image_model_types()
+    if not types:
+        raise ValueError("classifier: hf: models need the transformers package (pip install 'vlmxplain[hf]')")
+    if name not in types:
+        looks_like_path = "/" in name or "\\" in name or name.startswith(".")
+        why = ("no such folder; vlmxplain downloads nothing: save a model with save_pretrained(DIR) and give "
+               "hf:DIR" if looks_like_path else "not a transformers image-classification model type")
+        raise ValueError(f"classifier: hf:{name}: {why}{suggestion(name, sorted(types), list_up_to=0)}")
 
 
 def checked_judge(value: Any) -> JudgeSpec:

@@ -13,7 +13,9 @@ The grammar:
   built-in sets; anything else is a path (a folder named ``shapes_photos`` is a folder; write
   ``./shapes`` for a folder called ``shapes``).
 * classifier: ``auto`` | ``efficientnet_lite0`` | ``shortcut:<rate>[:<class>]`` |
-  ``<timm model name>`` (or ``timm:<name>``) | a ``.pt``/``.pth`` checkpoint path.
+  ``<timm model name>`` (or ``timm:<name>``) | ``torchvision:<name>`` | ``hf:<folder or model type>``,
+  each optionally followed by ``,checkpoint=...,num_classes=...,classes=[...]`` | a ``.pt``/``.pth``
+  ShapesNet checkpoint path.
 * judge: ``<provider>:<model>`` with ``openai-compatible:<model>@<base_url>``.
 """
 from __future__ import annotations
@@ -27,7 +29,11 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 DataKind = Literal["gallery", "shapes", "folder", "csv"]
-ClassifierKind = Literal["auto", "efficientnet_lite0", "shortcut", "timm", "checkpoint"]
+ClassifierKind = Literal["auto", "efficientnet_lite0", "shortcut", "timm", "torchvision", "hf", "checkpoint"]
+#: Options a model-name classifier spec takes after a comma: ``resnet18,num_classes=3,checkpoint=m.pth``.
+MODEL_OPTIONS = ("checkpoint", "num_classes", "classes")
+#: Prefixes naming a model library (a bare name is a timm name).
+MODEL_LIBRARIES = ("timm", "torchvision", "hf")
 
 #: Names accepted for the shipped, ImageNet-pretrained EfficientNet-Lite0.
 OFFLINE_MODEL_NAMES = ("efficientnet_lite0", "efficientnet-lite0", "tf_efficientnet_lite0")
@@ -139,15 +145,57 @@ class DataSpec:
 @dataclass(frozen=True)
 class ClassifierSpec:
     """Which classifier: ``auto`` (by data), the shipped EfficientNet-Lite0, a shortcut ShapesNet
-    of the bias experiment, a timm architecture, or a checkpoint file."""
+    of the bias experiment, a timm / torchvision architecture, a Hugging Face ``transformers``
+    image classifier (``hf:<saved folder>`` or ``hf:<model type>``), or a ShapesNet checkpoint.
+
+    A library model takes options after a comma: ``checkpoint=<state dict file>``,
+    ``num_classes=<n>`` and ``classes=["a","b",...]`` (or ``classes=<names.txt>``, one per line),
+    e.g. ``torchvision:resnet18,num_classes=3,checkpoint=model.pth``.
+    """
 
     kind: ClassifierKind
-    name: str | None = None  # timm architecture
-    path: str | None = None  # checkpoint
+    name: str | None = None  # timm / torchvision architecture, hf folder or model type
+    path: str | None = None  # ShapesNet checkpoint
     rate: float | None = None  # shortcut
     shortcut_class: str = "circle"
+    options: tuple[tuple[str, Any], ...] = field(default=())
 
     AUTO: ClassVar[str] = "auto"
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The options as :func:`~vlmxplain.models.load_classifier` keywords (``classes`` →
+        ``class_names``)."""
+        opts = dict(self.options)
+        if "classes" in opts:
+            opts["class_names"] = opts.pop("classes")
+        return opts
+
+    @staticmethod
+    def _parse_options(text: str, options_text: str) -> tuple[tuple[str, Any], ...]:
+        options: dict[str, Any] = {}
+        for part in _split_options(options_text):
+            key, eq, value = (s.strip() for s in part.partition("="))
+            if not eq:
+                raise ValueError(f"classifier: {text!r}: option {part!r} is not key=value")
+            if key not in MODEL_OPTIONS:
+                near = difflib.get_close_matches(key, MODEL_OPTIONS, n=1, cutoff=0.6)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(f"classifier: unknown option {key!r}{hint}; known: {', '.join(MODEL_OPTIONS)}")
+            value = _option_value(value)
+            if key == "num_classes" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"classifier: num_classes must be an integer >= 1, got {value!r}")
+            if key == "classes":
+                ok = isinstance(value, str) or (isinstance(value, list) and value
+                                                and all(isinstance(v, str) and v.strip() for v in value))
+                if not ok:
+                    raise ValueError('classifier: classes must be a JSON list of names (classes=["cat","dog"]) '
+                                     f"or a .txt file with one name per line, got {value!r}")
+            options[key] = value
+        n, names = options.get("num_classes"), options.get("classes")
+        if isinstance(n, int) and isinstance(names, list) and len(names) != n:
+            raise ValueError(f"classifier: num_classes={n} but {len(names)} classes are named")
+        return tuple(sorted(options.items()))
 
     @classmethod
     def parse(cls, text: "str | ClassifierSpec") -> "ClassifierSpec":
@@ -175,19 +223,29 @@ class ClassifierSpec:
                 raise ValueError(f"classifier: {text!r}: the shortcut class must be one of {SHORTCUT_CLASSES}, "
                                  f"got {cls_name!r}")
             return cls("shortcut", rate=rate, shortcut_class=cls_name)
-        if Path(text).suffix.lower() in CHECKPOINT_SUFFIXES:
+        base, _, options_text = text.partition(",")
+        if Path(base).suffix.lower() in CHECKPOINT_SUFFIXES and not options_text:
             return cls("checkpoint", path=text)
-        name = text[len("timm:"):] if text.startswith("timm:") else text
-        if not name or any(c in name for c in " /\\:"):
+        library, colon, name = base.partition(":")
+        if not colon:
+            library, name = "timm", base
+        if library not in MODEL_LIBRARIES:
+            near = difflib.get_close_matches(library, MODEL_LIBRARIES, n=1, cutoff=0.6)
+            hint = f" (did you mean '{near[0]}:{name}'?)" if near else ""
+            raise ValueError(f"classifier: unknown model library {library!r}{hint}; known: {', '.join(MODEL_LIBRARIES)}")
+        name = name.strip()
+        bad = " :" if library == "hf" else " /\\:"
+        if not name or any(c in name for c in bad):
             raise ValueError(f"classifier: {text!r} is neither a model name nor a .pt/.pth checkpoint")
-        return cls("timm", name=name)
+        return cls(library, name=name, options=cls._parse_options(text, options_text))  # type: ignore[arg-type]
 
     def __str__(self) -> str:
         if self.kind == "shortcut":
             suffix = "" if self.shortcut_class == "circle" else f":{self.shortcut_class}"
             return f"shortcut:{self.rate:g}{suffix}"
-        if self.kind == "timm":
-            return str(self.name)
+        if self.kind in MODEL_LIBRARIES:
+            base = str(self.name) if self.kind == "timm" else f"{self.kind}:{self.name}"
+            return ",".join([base, *(f"{k}={_option_text(v)}" for k, v in self.options)])
         if self.kind == "checkpoint":
             return str(self.path)
         return self.kind

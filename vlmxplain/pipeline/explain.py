@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import time
 import warnings
 from datetime import datetime
@@ -22,6 +23,7 @@ from typing import Any, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ..cams import CostlyMethodWarning, get_cam_method
+from ..core.catalog import closest_values
 from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
                            validate_threshold)
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
@@ -78,11 +80,21 @@ def align_targets(dataset: Dataset, class_names: Sequence[str]) -> dict[int, int
         else:
             missing.append(name)
     if missing:
+        near = {m: [class_names[lookup[k]] for k in _closest_classes(m.strip().lower(), lookup)] for m in missing[:5]}
+        hints = "; ".join(f"{m!r}: closest {', '.join(map(repr, dict.fromkeys(c)))}" if c else f"{m!r}: none close"
+                          for m, c in near.items())
         raise ValueError(
-            f"labels: dataset classes {missing[:10]} are not classes of the classifier "
-            f"({len(class_names)} classes, e.g. {list(class_names[:5])}); pass classes= matching the model"
+            f"labels: dataset classes {missing[:10]} are not classes of the classifier ({len(class_names)} classes; "
+            f"{hints}); rename the folders or pass classes= matching the model"
         )
     return mapping
+
+
+def _closest_classes(name: str, lookup: dict[str, int], n: int = 3) -> list[str]:
+    """Class-name keys closest to ``name``: those containing it as a word first (``cat`` →
+    ``tabby cat``), then difflib's closest."""
+    words = sorted((k for k in lookup if re.search(rf"\b{re.escape(name)}\b", k)), key=len)
+    return list(dict.fromkeys([*words, *closest_values(name, lookup, n=n)]))[:n]
 
 
 def _as_dataset(data: Any) -> Dataset:

@@ -18,7 +18,7 @@ import pandas as pd
 from ..core.quadrants import QUADRANTS
 from ..masks.images import data_uri, thumbnail
 from ..store import Run, open_run
-from ..viz.figures import plot_quadrant_gallery, plot_quadrant_matrix, plot_score_histogram
+from ..viz.figures import plot_per_class_matrix, plot_quadrant_gallery, plot_quadrant_matrix, plot_score_histogram
 from ..viz.html import esc, field_rows, fmt_score, fmt_share
 
 _STYLE = """
@@ -110,7 +110,9 @@ def report_html(run: "Run | str | Path", *, title: str | None = None, per_quadra
               _table(summary.to_frame(), "vx-quadrants"),
               f"<p class='vx-note'>{summary.unjudged} unjudged, {summary.unlabelled} unlabelled (not in the matrix)</p>",
               _figure(plot_score_histogram(table, summary.threshold), "judge scores by correctness")]
-    parts += ["<h2 id='per-class'>Per class</h2>", _table(summary.per_class, "vx-per-class")]
+    parts += ["<h2 id='per-class'>Per class</h2>", _figure(plot_per_class_matrix(summary, max_classes),
+                                                           "quadrants per class"),
+              _table(summary.per_class, "vx-per-class")]
     parts += ["<h2 id='gallery'>Masked CAM images per quadrant</h2>",
               _figure(plot_quadrant_gallery(run, per_quadrant=per_quadrant), "gallery per quadrant")]
     classes = [c for c in pd.unique(table["label"].dropna()) if (table["label"] == c).any()]

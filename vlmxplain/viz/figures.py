@@ -55,9 +55,9 @@ def share_text(count: int, total: int) -> str:
     if count >= total:
         return "100%"
     share = count / total
-    if 0.095 <= share <= 0.995:
+    if 0.095 <= share < 0.995:  # whole percent, never rounding up to 100%
         return f"{share:.0%}"
-    if 0.001 <= share <= 0.999:
+    if 0.001 <= share < 0.9995:
         return f"{share:.1%}"
     return "<0.1%" if share < 0.5 else ">99.9%"
 
@@ -76,6 +76,28 @@ def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = 
     ax.set_xlabel(f"judge score ≥ {summary.threshold:g}?")
     ax.set_ylabel("prediction")
     ax.set_title(title or f"Quadrant matrix (n = {summary.total})")
+    return fig
+
+
+def plot_per_class_matrix(summary: QuadrantSummary, max_classes: int = 40, ax=None, title: str | None = None):
+    """One row per class, one column per quadrant: the class's count in each cell, shaded by its
+    share of the class (so a class's Correct-Low or Wrong-High stands out whatever its size).
+    The ``max_classes`` classes with most samples are shown."""
+    import seaborn as sns
+
+    per = summary.per_class
+    per = per[per["n"] > 0].sort_values("n", ascending=False).head(max_classes).sort_index()
+    shares = per[[f"{q} share" for q in QUADRANTS]].set_axis(list(QUADRANTS), axis=1)
+    counts = per[list(QUADRANTS)].astype(int)
+    fig, ax = _new_axes(ax, (6.4, 0.42 * max(len(per), 1) + 1.6))
+    if len(per):
+        labels = np.array([[f"{c}" for c in row] for row in counts.to_numpy()])
+        sns.heatmap(shares, annot=labels, fmt="", cmap="Blues", vmin=0, vmax=1, cbar_kws={"label": "share of the class"},
+                    linewidths=1, linecolor="white", ax=ax, yticklabels=[f"{c} (n={int(n)})" for c, n in per["n"].items()])
+        ax.set_ylabel("true class")
+    else:
+        ax.text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title or f"Quadrants per class (threshold {summary.threshold:g})")
     return fig
 
 

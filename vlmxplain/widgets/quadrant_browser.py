@@ -15,6 +15,7 @@ import traitlets as tl
 from ..core.checks import validate_threshold
 from ..core.quadrants import QUADRANTS, QuadrantSummary, quadrant_summary
 from ..masks.images import thumbnail
+from ..viz.figures import share_text
 from ..viz.html import css_name, esc, matrix_html, quadrant_cells
 from .logic import class_options, filter_table, first_nonempty, page_count, page_items, thumb_caption, with_threshold
 from .common import StaticRepr, blank_image, button, encode_image, html_widget, image_widget, img_tag, show
@@ -210,9 +211,9 @@ class QuadrantBrowser(StaticRepr, widgets.VBox):
     def _update(self) -> None:
         summary = self.summary
         self._matrix_header.value = f"<b>High (score ≥ {summary.threshold:g})</b>"
-        for q, (count, share) in quadrant_cells(summary).items():
+        for q, (count, _) in quadrant_cells(summary).items():
             cell = self._cells[q]
-            cell.description = f"{count} · {share:.0%}"
+            cell.description = f"{count} · {share_text(count, summary.total)}"
             cell.button_style = "info" if q == self.quadrant else ""
             (cell.add_class if q == self.quadrant else cell.remove_class)("vx-cell-selected")
         self.summary_label.value = (

@@ -22,6 +22,7 @@ from typing import Any, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ..cams import CostlyMethodWarning, get_cam_method
+from ..cams.extract import check_autocast
 from ..core.checks import check_int, validate_mask_params, validate_threshold
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
@@ -109,6 +110,8 @@ def explain(
     cache: JudgmentCache | str | Path | bool = True,
     retry_failed: bool = False,
     workers: int | None = None,
+    device: str | None = None,
+    autocast: str | None = None,
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -118,6 +121,9 @@ def explain(
     A new ``alpha``/``beta``/``judge`` on an existing run reuses its CAMs and becomes the
     run's current view. ``cache=False`` disables the cross-run judgment cache. ``workers``:
     threads decoding and preprocessing images (default: one per CPU core, at most 8).
+    ``device`` (``"cuda"``, ``"mps"``, ``"cpu"``, ``"auto"``) moves the classifier there first
+    (default: leave it where it is); ``autocast="bf16"``/``"fp16"`` runs the CAM forward pass in
+    mixed precision.
 
     If the judge's provider refuses a request (a bad key, model or URL: HTTP 401/403/404),
     nothing more is sent; the summary says what to fix, and the next call judges the refused
@@ -130,7 +136,10 @@ def explain(
     check_int("batch_size", batch_size)
     if limit is not None:
         check_int("limit", limit)
-    clf = load_classifier(classifier) if isinstance(classifier, str) else classifier
+    check_autocast(autocast)
+    clf = load_classifier(classifier, device=device or "auto") if isinstance(classifier, str) else classifier
+    if device is not None:
+        clf.to(device)
     dataset = _as_dataset(data)
     if limit is not None:
         dataset = dataset.limit(int(limit))
@@ -180,7 +189,7 @@ def explain(
         encoders = [encode_workers()]
         stream.spawn("load", stream.load, dataset, pending, loaded, workers, preprocess)
         stream.spawn("cams", stream.cams, clf, method, dict(cam_options or {}), batch_size, loaded, with_cams,
-                     encoders[0])
+                     encoders[0], autocast)
         work = stream.sample_work(list(clf.class_names))
         for k in range(encoders[0]):
             stream.spawn(f"encode-{k}", stream.encode, with_cams, requests, work, encoders)

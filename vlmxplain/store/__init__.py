@@ -1,7 +1,8 @@
 """Persistence: the run store (one SQLite file per run directory), the cross-run judgment cache,
-and :class:`Run`, the read model over a run directory."""
+:class:`Run`, the read model over a run directory, and :func:`merge_runs` (shards into one run)."""
 from .cache import JudgmentCache
+from .merge import merge_runs
 from .run import Run, open_run
 from .run_store import RUN_FILE, SCHEMA_VERSION, RunStore
 
-__all__ = ["RUN_FILE", "SCHEMA_VERSION", "JudgmentCache", "Run", "RunStore", "open_run"]
+__all__ = ["RUN_FILE", "SCHEMA_VERSION", "JudgmentCache", "Run", "RunStore", "merge_runs", "open_run"]

@@ -13,7 +13,9 @@ this module owns the forward/backward around it:
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -251,12 +253,17 @@ def compute_cams(
     wanted = _resolve_targets(targets, len(pics), clf.num_classes)
     parts = []
     starts = range(0, len(pics), batch_size)
-    for start in tqdm(starts, desc=f"{spec.name}", unit="batch", disable=not progress):
-        chunk = slice(start, start + batch_size)
-        maps, preds, conf, chosen, top_i, top_p = _extract_batch(
-            clf, spec, pics[chunk], wanted[chunk], top_k, method_options or {}, autocast=autocast
-        )
-        parts.append(
-            CamResult(spec.name, maps, preds, conf, chosen, top_i, top_p, [im.size for im in pics[chunk]], ids[chunk])
-        )
+    # DataLoader-style: the next batch is preprocessed by a thread pool (PIL resizes and torch
+    # kernels release the GIL) while the model works on this one.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)), thread_name_prefix="vlmx-pre") as pool:
+        ahead = [pool.submit(clf.preprocess, im) for im in pics[:batch_size]]
+        for start in tqdm(starts, desc=f"{spec.name}", unit="batch", disable=not progress):
+            chunk = slice(start, start + batch_size)
+            tensors = [f.result() for f in ahead]
+            ahead = [pool.submit(clf.preprocess, im) for im in pics[start + batch_size : start + 2 * batch_size]]
+            maps, preds, conf, chosen, top_i, top_p = _extract_batch(
+                clf, spec, pics[chunk], wanted[chunk], top_k, method_options or {}, tensors, autocast
+            )
+            parts.append(CamResult(spec.name, maps, preds, conf, chosen, top_i, top_p, [im.size for im in pics[chunk]],
+                                   ids[chunk]))
     return CamResult.concat(parts)

@@ -158,6 +158,14 @@ class RunConfig(BaseModel):
     cam: str
     cam_options: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
+    shard: tuple[int, int] | None = None  # (k, n): the store holds the k-th of n disjoint shards
+
+    def compatible(self, other: "RunConfig") -> list[str]:
+        """What differs between two runs whose results may be merged into one (shards may differ)."""
+        out = self.conflicts(other.model_copy(update={"shard": self.shard}))
+        if self.cam_options != other.cam_options:
+            out.append(f"cam_options {self.cam_options!r} vs {other.cam_options!r}")
+        return out
 
     def conflicts(self, other: "RunConfig") -> list[str]:
         """What differs from ``other`` in the fields two runs of one directory must share."""
@@ -169,4 +177,6 @@ class RunConfig(BaseModel):
             out.append(f"cam {self.cam!r} vs {other.cam!r}")
         if self.dataset.name != other.dataset.name:
             out.append(f"dataset {self.dataset.name!r} vs {other.dataset.name!r}")
+        if self.shard != other.shard:
+            out.append(f"shard {self.shard} vs {other.shard}")
         return out

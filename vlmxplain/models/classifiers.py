@@ -62,6 +62,11 @@ class Classifier:
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def to(self, device: str | torch.device | None) -> "Classifier":
+        """Move the model to ``device`` (see :func:`resolve_device`); returns self."""
+        self.model.to(resolve_device(device))
+        return self
+
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Preprocess images into one N×C×H×W batch (channels-last) on the model's device."""
         x = torch.stack([self.preprocess(im) for im in images]).to(self.device)
@@ -83,6 +88,25 @@ class Classifier:
             f"Classifier(name={self.name!r}, classes={self.num_classes}, input_size={self.input_size}, "
             f"target_layer={self.target_layer_name!r}, reshape={'yes' if self.reshape_transform else 'no'})"
         )
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"``, or ``"auto"``/``None`` (CUDA, else MPS, else CPU);
+    a device that is not available is a clear error, not a silent fallback."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: expected 'cuda', 'mps', 'cpu' or 'auto', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was asked for, but torch sees no CUDA GPU here (use device='auto')")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device: 'mps' was asked for, but this machine has no usable Apple GPU (use device='auto')")
+    return dev
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -264,7 +288,7 @@ def load_classifier(
     checkpoint: str | Path | None = None,
     num_classes: int | None = None,
     input_size: int | tuple[int, int] | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = "auto",
     name: str | None = None,
 ) -> Classifier:
     """Load a classifier ready for CAM extraction.
@@ -275,8 +299,10 @@ def load_classifier(
     :class:`~vlmxplain.models.sources.RandomWeightsWarning`, unless ``checkpoint=`` a local state
     dict or a saved folder), with ``num_classes=`` and ``class_names=`` (a list or a text file) —
     or your own ``nn.Module`` (then pass ``class_names`` and ``preprocess``, or ``input_size``).
-    The target layer is found automatically unless given (dotted name or module).
+    The target layer is found automatically unless given (dotted name or module). ``device``:
+    ``"cuda"``, ``"mps"``, ``"cpu"`` or ``"auto"`` (the first of those that is available).
     """
+    device = resolve_device(device)
     meta: dict = {}
     if isinstance(model, str):
         key = model.strip()

@@ -11,6 +11,7 @@ across runs, so the same question is never asked twice.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import queue
 import re
@@ -23,6 +24,7 @@ from typing import Any, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ..cams import CostlyMethodWarning, get_cam_method
+from ..cams.extract import check_autocast
 from ..core.catalog import closest_values
 from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
                            validate_threshold)
@@ -35,7 +37,7 @@ from ..store import JudgmentCache, Run, RunStore
 from .stages import ExplainSummary, Stream
 from .versions import library_versions
 
-__all__ = ["ExplainSummary", "align_targets", "explain", "default_workers", "encode_workers"]
+__all__ = ["ExplainSummary", "align_targets", "check_shard", "default_workers", "encode_workers", "explain", "shard_of"]
 
 
 def default_workers() -> int:
@@ -61,6 +63,25 @@ def _judging(judge: Judge, cache: JudgmentCache | str | Path | bool) -> Iterator
         judge.close()
         if opened is not None:
             opened.close()
+
+
+def shard_of(sample_id: str, n: int) -> int:
+    """The shard (0..n-1) a sample belongs to: a stable hash of its id (the same on every machine)."""
+    digest = hashlib.sha256(str(sample_id).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") % n
+
+
+def check_shard(shard: Any) -> tuple[int, int] | None:
+    if shard is None:
+        return None
+    try:
+        k, n = shard
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (k, n)) and 0 <= k < n
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"shard: expected (k, n) with integers 0 <= k < n, got {shard!r}")
+    return int(k), int(n)
 
 
 def align_targets(dataset: Dataset, class_names: Sequence[str]) -> dict[int, int]:
@@ -122,6 +143,9 @@ def explain(
     cache: JudgmentCache | str | Path | bool = True,
     retry_failed: bool = False,
     workers: int | None = None,
+    device: str | None = None,
+    autocast: str | None = None,
+    shard: tuple[int, int] | None = None,
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -131,6 +155,11 @@ def explain(
     A new ``alpha``/``beta``/``judge`` on an existing run reuses its CAMs and becomes the
     run's current view. ``cache=False`` disables the cross-run judgment cache. ``workers``:
     threads decoding and preprocessing images (default: one per CPU core, at most 8).
+    ``device`` (``"cuda"``, ``"mps"``, ``"cpu"``, ``"auto"``) moves the classifier there first
+    (default: leave it where it is); ``autocast="bf16"``/``"fp16"`` runs the CAM forward pass in
+    mixed precision. ``shard=(k, n)`` computes only the k-th of n disjoint shards of the dataset
+    (by a stable hash of the sample id) into this run directory; :func:`~vlmxplain.merge_runs`
+    joins the shards' stores into one run.
 
     If the judge's provider refuses a request (a bad key, model or URL: HTTP 401/403/404),
     nothing more is sent; the summary says what to fix, and the next call judges the refused
@@ -151,7 +180,11 @@ def explain(
     check_int("batch_size", batch_size)
     if limit is not None:
         check_int("limit", limit)
-    clf = load_classifier(classifier) if isinstance(classifier, str) else classifier
+    check_autocast(autocast)
+    shard = check_shard(shard)
+    clf = load_classifier(classifier, device=device or "auto") if isinstance(classifier, str) else classifier
+    if device is not None:
+        clf.to(device)
     dataset = _as_dataset(data)
     if limit is not None:
         dataset = dataset.limit(int(limit))
@@ -169,30 +202,33 @@ def explain(
                                       class_names=list(clf.class_names), spec=clf.meta.get("spec")),
             dataset=DatasetInfo(name=dataset.name, n_samples=len(dataset), classes=dataset.classes,
                                 spec=getattr(dataset, "spec", None)),
-            cam=method, cam_options=dict(cam_options or {}), versions=library_versions(),
+            cam=method, cam_options=dict(cam_options or {}), versions=library_versions(), shard=shard,
         ),
         RunView(judge=the_judge.settings(), alpha=alpha, beta=beta, threshold=threshold),
     )
-    refs = [dataset.ref(i) for i in range(len(dataset))]
+    refs = {i: dataset.ref(i) for i in range(len(dataset))}
+    if shard is not None:
+        refs = {i: r for i, r in refs.items() if shard_of(r.id, shard[1]) == shard[0]}
     store.add_samples(
         {"idx": i, "id": r.id, "path": r.path, "label": r.label,
          "targets": [mapping.get(t, t) for t in r.targets], "meta": r.meta}
-        for i, r in enumerate(refs)
+        for i, r in refs.items()
     )
     for entry in dataset.skipped_entries:  # entries of the source that are not samples (e.g. a FIFO)
         store.add_skipped(entry.id, entry.path, entry.reason)
     done = store.judged_ids(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
     skipped_before = store.skipped_ids()
     have_cam = store.cam_ids()
-    pending = [i for i, r in enumerate(refs) if r.id not in done and r.id not in skipped_before]
+    pending = [i for i, r in refs.items() if r.id not in done and r.id not in skipped_before]
+    total = len(refs)
     del refs, done
     skipped_count = len(skipped_before)
-    summary = ExplainSummary(total=len(dataset), already_done=len(dataset) - len(pending), skipped=skipped_count)
+    summary = ExplainSummary(total=total, already_done=total - len(pending), skipped=skipped_count)
     if pending and get_cam_method(method).costly:
         warnings.warn(f"{method} runs one forward pass per target-layer channel: ~40 s per image on a CPU for "
                       f"EfficientNet-Lite0 ({len(pending)} images). Prefer gradcam for large runs.",
                       CostlyMethodWarning, stacklevel=2)
-    bar = tqdm(total=len(dataset), initial=summary.already_done, desc=f"explain [{method} → {the_judge.id}]",
+    bar = tqdm(total=total, initial=summary.already_done, desc=f"explain [{method} → {the_judge.id}]",
                unit="img", disable=not progress)
     workers = default_workers() if workers is None else check_int("workers", workers)
 
@@ -207,7 +243,7 @@ def explain(
         encoders = [encode_workers()]
         stream.spawn("load", stream.load, dataset, pending, loaded, workers, preprocess)
         stream.spawn("cams", stream.cams, clf, method, dict(cam_options or {}), batch_size, loaded, with_cams,
-                     encoders[0])
+                     encoders[0], autocast)
         work = stream.sample_work(list(clf.class_names))
         for k in range(encoders[0]):
             stream.spawn(f"encode-{k}", stream.encode, with_cams, requests, work, encoders)

@@ -183,7 +183,7 @@ class Stream:
             self.put(out, (what, extra))
 
     def cams(self, clf: Classifier, method: str, method_options: dict, batch_size: int, inp: queue.Queue,
-             out: queue.Queue, encoders: int) -> None:
+             out: queue.Queue, encoders: int, autocast: str | None = None) -> None:
         """Batch samples, compute the CAMs they lack on the model's device, commit them, and pass
         each sample on with its CAM exactly as the store holds it (float16)."""
         batch: list[tuple[Sample, Any]] = []
@@ -193,19 +193,20 @@ class Stream:
                 batch.append(got)
             if batch and (got is END or len(batch) >= batch_size):
                 if not self.halt.is_set():
-                    self._cam_batch(clf, method, method_options, batch, out)
+                    self._cam_batch(clf, method, method_options, batch, out, autocast)
                 batch = []
             if got is END:
                 break
         for _ in range(encoders):
             self.put(out, END)
 
-    def _cam_batch(self, clf: Classifier, method: str, options: dict, batch: list, out: queue.Queue) -> None:
+    def _cam_batch(self, clf: Classifier, method: str, options: dict, batch: list, out: queue.Queue,
+                   autocast: str | None) -> None:
         need = [(s, x) for s, x in batch if x is not None]
         fresh: dict[str, dict] = {}
         if need:
             res = cams_for_batch(clf, method, [s.image for s, _ in need], tensors=[x for _, x in need],
-                                 ids=[s.id for s, _ in need], method_options=options)
+                                 ids=[s.id for s, _ in need], method_options=options, autocast=autocast)
             rows = [res[k] | {"method": res.method} for k in range(len(res))]
             self.write("cams", rows)
             for row in rows:  # judges see what the store holds: the float16 map

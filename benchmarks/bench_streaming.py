@@ -1,0 +1,194 @@
+"""The streaming explain() end to end, side by side in one run (issue "Dataset-scale runs").
+
+1. judging: ``explain()`` with an OpenAI judge at ``concurrency`` 16 against the loopback server in
+   its own process (mean latency 0.5 s, fixed and lognormal σ = 0.8), n = 320 shapes images.
+   Figure: judged img/s ÷ (concurrency ÷ mean latency); 1.0 = every slot busy all the time.
+2. offline: ``explain()`` img/s ÷ ``compute_cams`` img/s on the same 256 JPEG photos (the offline
+   gallery's photos, flipped/cropped into distinct images, 500×375): with ``offline:faithfulness``
+   (one extra forward pass per image: 0.5 is the bound) and with a zero-latency loopback VLM judge.
+3. memory: peak RSS of ``explain()`` on 5,000 vs 500 shapes images (each in a fresh process).
+
+    python benchmarks/bench_streaming.py [--quick] [--baseline /path/to/main/checkout]
+
+Each figure is measured in a fresh process; ``--baseline`` measures another version's sources the
+same way in the same run (the loopback server and photos come from this tree).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-loopback")
+
+
+def photo_folder(root: Path, n: int) -> Path:
+    """``n`` distinct JPEGs (500×375) made from the gallery's photos (flips and crops)."""
+    from PIL import ImageOps
+
+    import vlmxplain as vx
+
+    gallery = vx.datasets.gallery()
+    base = [gallery[i].image for i in range(len(gallery))]
+    out = root / "photos"
+    out.mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        im = base[k % len(base)]
+        v = k // len(base)
+        if v % 2:
+            im = ImageOps.mirror(im)
+        w, h = im.size
+        c = (v // 2) * 0.01
+        im = im.crop((int(w * c), int(h * c), w - int(w * c / 2), h - int(h * c / 2))).resize((500, 375))
+        im.save(out / f"photo-{k:04d}.jpg", quality=90)
+    return out
+
+
+def judging(concurrency: int, latency: float, sigma: float, n: int) -> dict:
+    import torch
+
+    import vlmxplain as vx
+    from loopback_server import loopback_subprocess
+    from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
+
+    torch.manual_seed(0)
+    clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+    with loopback_subprocess(latency, sigma) as (url, stats), tempfile.TemporaryDirectory() as tmp:
+        vx.explain(clf, vx.datasets.shapes(2, seed=12), judge="openai:gpt-4o-mini", run_dir=f"{tmp}/warm",
+                   cache=False, progress=False, verbose=False, judge_options={"base_url": url + "/v1"})  # imports
+        if latency == 0:
+            latency = 1.0  # capacity run: the ratio is meaningless, img/s is what counts
+        before = stats()["requests"]
+        t0 = time.perf_counter()
+        run = vx.explain(clf, vx.datasets.shapes(n, seed=11), judge="openai:gpt-4o-mini", run_dir=f"{tmp}/run",
+                         cache=False, progress=False, verbose=False,
+                         judge_options={"base_url": url + "/v1", "concurrency": concurrency})
+        seconds = time.perf_counter() - t0
+        served = stats()
+    judged = run.last_summary.judged
+    assert served["requests"] - before == n
+    return {"judged": judged, "seconds": seconds, "max_in_flight": served["max_in_flight"],
+            "ratio": judged / seconds / (concurrency / latency)}
+
+
+def offline(folder: Path) -> dict:
+    import vlmxplain as vx
+    from loopback_server import loopback_subprocess
+
+    clf = vx.load_classifier("efficientnet_lite0", device="cpu")
+    data = vx.datasets.folder(folder, classes="imagenet")
+    images = [data[i].image for i in range(len(data))]
+    vx.compute_cams(clf, images[:16])  # warm-up
+    t0 = time.perf_counter()
+    vx.compute_cams(clf, images, batch_size=16)
+    cams = len(images) / (time.perf_counter() - t0)
+    del images
+    out = {"n": len(data), "compute_cams": cams}
+    with tempfile.TemporaryDirectory() as tmp, loopback_subprocess(0.0) as (url, _):
+        for label, judge, options in (("faithfulness", "offline:faithfulness", None),
+                                      ("loopback VLM", "openai:gpt-4o-mini", {"base_url": url + "/v1",
+                                                                              "concurrency": 16})):
+            t0 = time.perf_counter()
+            run = vx.explain(clf, data, judge=judge, judge_options=options, run_dir=f"{tmp}/{label}", cache=False,
+                             batch_size=16, progress=False, verbose=False)
+            rate = len(data) / (time.perf_counter() - t0)
+            assert run.last_summary.judged == len(data), run.last_summary
+            out[label] = rate
+    return out
+
+
+MEMORY_CHILD = r"""
+import json, os, resource, sys, time
+os.environ["TQDM_DISABLE"] = "1"
+import torch
+import vlmxplain as vx
+from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
+torch.manual_seed(0)
+clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+n, tmp = int(sys.argv[1]), sys.argv[2]
+t0 = time.perf_counter()
+run = vx.explain(clf, vx.datasets.shapes(n, seed=0), judge="offline:groundtruth", run_dir=tmp + "/run",
+                 cache=False, progress=False, verbose=False)
+print(json.dumps({"n": n, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "seconds": time.perf_counter() - t0, "judged": run.last_summary.judged}))
+"""
+
+
+def memory(n: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(n), tmp], capture_output=True, text=True,
+                             check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child(what: str, arg: str) -> dict:
+    """One measurement in a fresh process, with the sources of ``VX_SRC`` (this tree or a baseline)."""
+    env = {**os.environ, "PYTHONPATH": os.environ["VX_SRC"] + os.pathsep + str(HERE.parent / "tests")}
+    out = subprocess.run([sys.executable, __file__, "--child", what, arg], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} {arg} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller n everywhere (a smoke run)")
+    parser.add_argument("--only", nargs="+", default=["judging", "offline", "memory"])
+    parser.add_argument("--baseline", help="sources of another version to measure side by side (e.g. a main checkout)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, arg = args.child
+        if what == "judging":
+            sigma, n = arg.split(",")
+            print(json.dumps(judging(16, 0.5, float(sigma), int(n))))
+        elif what == "capacity":
+            print(json.dumps(judging(16, 0.0, 0.0, int(arg))))
+        elif what == "offline":
+            print(json.dumps(offline(Path(arg))))
+        else:
+            print(json.dumps(memory(int(arg))))
+        return
+    q = args.quick
+    versions = {"this tree": str(HERE.parent)} | ({"baseline": str(Path(args.baseline).resolve())} if args.baseline else {})
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+          f"Python {platform.python_version()}")
+    for version, src in versions.items():
+        os.environ["VX_SRC"] = src
+        print(f"--- {version} ({src})")
+        if "judging" in args.only:
+            n = 64 if q else 320
+            cap = child("capacity", str(n))
+            print(f"judging capacity of this machine (zero latency, concurrency 16): {cap['judged'] / cap['seconds']:.1f}"
+                  " img/s")
+            for label, sigma in (("fixed", 0.0), ("lognormal σ=0.8", 0.8)):
+                r = child("judging", f"{sigma},{n}")
+                print(f"judging, concurrency 16, mean latency 0.5 s, {label}, n={n}: {r['judged'] / r['seconds']:.1f} "
+                      f"judged img/s ÷ (16 / 0.5 s) = {r['ratio']:.2f} (max in flight at the server "
+                      f"{r['max_in_flight']})")
+        if "offline" in args.only:
+            with tempfile.TemporaryDirectory() as tmp:
+                r = child("offline", str(photo_folder(Path(tmp), 48 if q else 256)))
+            print(f"offline, {r['n']} JPEG photos 500×375, EfficientNet-Lite0 gradcam: compute_cams "
+                  f"{r['compute_cams']:.1f} img/s")
+            for label in ("faithfulness", "loopback VLM"):
+                print(f"  explain(judge={label}): {r[label]:.1f} img/s ÷ compute_cams = "
+                      f"{r[label] / r['compute_cams']:.2f}")
+        if "memory" in args.only:
+            small, large = child("memory", "50" if q else "500"), child("memory", "500" if q else "5000")
+            print(f"memory: peak RSS {large['n']} images {large['peak_mb']:.0f} MB vs {small['n']} images "
+                  f"{small['peak_mb']:.0f} MB = {large['peak_mb'] / small['peak_mb']:.2f} "
+                  f"({large['n'] / large['seconds']:.0f} img/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""explain_on_dask: shards run as tasks on a real Dask LocalCluster (2 worker processes, one thread
+each) and merge into one run equal to the unsharded run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vlmxplain as vx
+from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow  # two worker processes each import torch: ~20-70 s on a 2-core machine
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+def test_shards_on_two_dask_workers_merge_into_the_unsharded_run(client, tmp_path):
+    torch.manual_seed(0)
+    clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+    data = vx.datasets.shapes(24, seed=10)
+    run = vx.explain_on_dask(clf, data, shards=4, run_dir=tmp_path / "run", client=client,
+                             judge="offline:groundtruth", batch_size=4)
+    summaries = run.shard_summaries
+    assert sorted(tuple(s["shard"]) for s in summaries) == [(k, 4) for k in range(4)]
+    assert sum(s["judged"] for s in summaries) == 24
+    assert len({s["pid"] for s in summaries}) == 2  # both worker processes took shards
+    full = vx.explain(clf, data, run_dir=tmp_path / "full", judge="offline:groundtruth", batch_size=4,
+                      progress=False, verbose=False)
+    a, b = run.table.sort_values("id"), full.table.sort_values("id")
+    assert list(a["id"]) == list(b["id"]) and (a["judge_status"] == "ok").all()
+    assert list(a["prediction"]) == list(b["prediction"])
+    np.testing.assert_allclose(a["score"].to_numpy(float), b["score"].to_numpy(float), atol=0.02)
+
+    again = vx.explain_on_dask(clf, data, shards=4, run_dir=tmp_path / "run", client=client,
+                               judge="offline:groundtruth", batch_size=4)  # a rerun: every shard is done
+    assert all(s["already_done"] == s["total"] and s["cams_computed"] == 0 for s in again.shard_summaries)
+    assert len(again.table) == 24
+
+
+def test_bad_arguments_fail_before_any_task(client, tmp_path):
+    with pytest.raises(ValueError, match="shards"):
+        vx.explain_on_dask("efficientnet_lite0", "gallery", shards=0, run_dir=tmp_path / "r", client=client)
+    with pytest.raises(ValueError, match="shard: set by explain_on_dask"):
+        vx.explain_on_dask("efficientnet_lite0", "gallery", shards=2, shard=(0, 2), run_dir=tmp_path / "r",
+                           client=client)

@@ -581,15 +581,16 @@ def test_executed_notebook_keeps_a_static_rendering_of_every_panel(run, monkeypa
             data = out.get("data", {})
             if "application/vnd.jupyter.widget-view+json" in data:
                 assert "text/html" in data, cell.source
-                html_by_panel[cell.source.split(" = ")[0]] = data["text/html"]
-    assert set(html_by_panel) == {"tuner", "viewer", "browser", "annotator"}
+                html_by_panel[cell.source.strip().splitlines()[-1]] = data["text/html"]  # the shown name
+    assert set(html_by_panel) == {"tuner", "viewer", "browser", "annotator", "broken"}
+    assert "true label" in html_by_panel["tuner"] and "Scoring rubric" in html_by_panel["annotator"]
     assert "data:image/jpeg;base64," in html_by_panel["tuner"] and "kept" in html_by_panel["tuner"]
     no_markup(html_by_panel["viewer"])
     assert "vx-matrix" in html_by_panel["browser"] and "<img" in html_by_panel["browser"]
     assert "static-check" in html_by_panel["annotator"]
     nb.metadata.pop("widgets", None)  # saved without widget state (JupyterLab's default)
     page, _ = HTMLExporter().from_notebook_node(nb)
-    assert page.count("vx-static") == 4 and "&lt;img src=x onerror=" in page
+    assert page.count("vx-static") == 5 and "&lt;img src=x onerror=" in page
 
 
 # --------------------------------------------------------------------------- panels explain themselves

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..core.catalog import closest_values, timm_model_names, torchvision_model_names
-from .classifiers import Preprocess, TokensToGrid, make_preprocess
+from .transforms import Preprocess, TokensToGrid, make_preprocess
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

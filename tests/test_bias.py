@@ -143,7 +143,7 @@ def test_control_and_clean_model_learn_the_shapes(result):
 def test_the_judge_flags_the_shortcut_models(result):
     t = result.table.set_index("model")
     flagged = t.loc[["rate-0", "rate-0.75", "rate-1"], "flagged_share"].to_numpy()
-    # measured: rate-0 <= 0.022, rate-0.75 <= 0.02275, rate-1 >= 0.956 (0.75 and 1 can tie near 1: slack 0.1)
+    # measured: rate-0 <= 0.022, rate-0.75 0.33-0.78, rate-1 >= 0.956 (0.75 and 1 can tie near 1: slack 0.1)
     assert flagged[0] < 0.15 and flagged[2] > 0.8 and flagged[0] < flagged[1] <= flagged[2] + 0.1
     assert t.loc["control", "flagged_share"] < 0.15
     # the paper's claim, at a small size

@@ -125,21 +125,26 @@ def result(tmp_path_factory):
     return vxe.run_bias_experiment(**SMALL, run_dir=str(run_dir))
 
 
+# Thresholds on trained ShapesNets hold for any reasonably trained model: each sits below the
+# worst value measured by tools/margins.py over training seeds and CPU settings (one torch thread,
+# the default threads, oneDNN limited to AVX2); the measurements are in the README's "Reliability
+# and security" section. The paper's own claim (control >= 95%) is what the notebook reports.
 def test_control_and_clean_model_learn_the_shapes(result):
     t = result.table.set_index("model")
     assert list(t.index) == ["rate-0", "rate-0.75", "rate-1", "control"]
-    assert result.control_accuracy >= 0.95
-    assert t.loc["rate-0", "accuracy_clean"] >= 0.95
-    # a model that always saw the dot on circles cannot find undotted circles
+    assert result.control_accuracy >= 0.9  # measured >= 0.978
+    assert t.loc["rate-0", "accuracy_clean"] >= 0.9  # measured 1.0
+    # a model that always saw the dot on circles cannot find undotted circles (measured <= 0.667)
     assert t.loc["rate-1", "accuracy_clean"] < 0.8
-    # ... and calls (nearly) every dotted image a circle
-    assert t.loc["rate-1", "predicted_shortcut_class"] > 0.9 > 0.4 > t.loc["control", "predicted_shortcut_class"]
+    # ... and calls (nearly) every dotted image a circle (measured >= 0.978; control <= 0.333)
+    assert t.loc["rate-1", "predicted_shortcut_class"] > 0.9 > 0.45 > t.loc["control", "predicted_shortcut_class"]
 
 
 def test_the_judge_flags_the_shortcut_models(result):
     t = result.table.set_index("model")
     flagged = t.loc[["rate-0", "rate-0.75", "rate-1"], "flagged_share"].to_numpy()
-    assert flagged[0] < 0.15 and flagged[2] > 0.8 and flagged[0] <= flagged[1] <= flagged[2]
+    # measured: rate-0 <= 0.022, rate-0.75 0.33-0.78, rate-1 >= 0.956 (0.75 and 1 can tie near 1: slack 0.1)
+    assert flagged[0] < 0.15 and flagged[2] > 0.8 and flagged[0] < flagged[1] <= flagged[2] + 0.1
     assert t.loc["control", "flagged_share"] < 0.15
     # the paper's claim, at a small size
     assert result.r > 0.5

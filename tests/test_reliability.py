@@ -205,7 +205,8 @@ def _hooks(model) -> int:
 
 @pytest.mark.parametrize("options, message", [({"bogus": 1}, "has no option 'bogus'"),
                                               ({"activations_and_grads": None}, "has no option"),
-                                              ({"batch_size": "many"}, "")])
+                                              ({"batch_size": "many"}, None)])
+@pytest.mark.filterwarnings("ignore:scorecam runs one forward pass")
 def test_bad_cam_options_release_the_hooks_before_the_error_is_raised(tiny_clf, options, message):
     image = vx.datasets.shapes(1)[0].image
     before = _hooks(tiny_clf.model)

@@ -159,7 +159,9 @@ def test_sweep_bad_parameter(tmp_path):
 # ----------------------------------------------------------------------------- agreement
 def test_agreement_defaults_use_labelled_simulated_annotators(tmp_path):
     nb = execute("agreement", tmp_path)
-    figures(tmp_path / "figures", "agreement", 1, "offline-faithfulness-simulated-scatter")
+    found = figures(tmp_path / "figures", "agreement", 2, "offline-faithfulness-simulated")
+    assert [p.name.rsplit("-", 1)[1] for p in found] == ["sanity.png", "scatter.png"]
+    assert "sanity check" in printed(nb) and "true CAM wins" in printed(nb)
     run_dir = tmp_path / "runs/agreement"
     ann = pd.read_csv(run_dir / "annotations-SIMULATED.csv")
     assert len(ann) == 3 * 60 and ann["annotator"].str.startswith("simulated-").all() and ann["simulated"].all()
@@ -178,7 +180,7 @@ def test_agreement_with_human_csv_then_the_annotator_store(tmp_path):
                                                                                                         index=False)
     nb = execute("agreement", tmp_path, annotations=str(csv), limit=20, judge="offline:groundtruth", n_boot=200,
                  run_dir="runs/humans")
-    figures(tmp_path / "figures", "agreement", 1, "offline-groundtruth-humans-scatter")
+    figures(tmp_path / "figures", "agreement", 2, "offline-groundtruth-humans")
     table = pd.read_csv(next((tmp_path / "runs/humans").glob("agreement-*-offline-groundtruth-humans.csv")))
     assert len(table) == 9 and set(table["annotations"]) == {"human"}
     assert set(table["rater"]) == {"ann", "ben", "mean_human"}
@@ -191,7 +193,7 @@ def test_agreement_with_human_csv_then_the_annotator_store(tmp_path):
         store.put_annotation(sid, "dana", float(k % 6), accept=True)
     nb = execute("agreement", tmp_path, data=None, annotations="run", run_dir="runs/humans", n_boot=100,
                  figures_dir="figs")
-    figures(tmp_path / "figs", "agreement", 1, "humans-run-run-scatter")
+    figures(tmp_path / "figs", "agreement", 2, "humans-run-run")
     out = printed(nb)
     assert "human annotators: 1 raters, 10 samples" in out and "needs 2 or more annotators" in out
 

@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "JudgmentCache": "store.cache", "RunStore": "store.run_store", "Run": "store.run", "open_run": "store.run",
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
     "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
-    "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity",
+    "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity", "mislabel_report": "metrics.mislabel",
     # figures and panels
     "plot_quadrant_matrix": "viz.figures", "plot_score_histogram": "viz.figures", "plot_quadrant_gallery": "viz.figures",
     "save_figure": "viz.figures",

@@ -88,6 +88,25 @@ vxf.show_figure(fig, figures / f"agreement-{tag}-scatter.png");
 # Reading it with the defaults: the judge under test, `offline:faithfulness`, asks whether the visible region carries the model's evidence (*faithfulness*); the reference rater behind the simulated annotators asks whether it lies on the object (*plausibility*). The default classifier learned the red-dot shortcut, so a faithful explanation of it points at the dot: the two kinds of score can disagree by design, which is why a judge must be validated against people before its scores are trusted.
 
 # %% [markdown]
+# ## Is the judge measuring attention? Validation in one call
+# `vx.validate_judge(run)` puts the judge's scores next to (a) the human annotations stored in the run, (b) the faithfulness metrics of the unmasked map (insertion and deletion AUC against a textured-blur baseline, computed and stored in the run), (c) another judge on the same run, each with a bootstrap CI, and (d) the sanity check of Adebayo et al.: the judge must score each sample's true CAM above its inverted map and above the CAM of a model with randomised weights (win rates with Wilson CIs; 0.5 is chance). A part that cannot be computed says why.
+
+# %%
+validation = vx.validate_judge(run, other_judge="offline:groundtruth", n_boot=ap.n_boot, seed=ap.seed, progress=False)
+validation.to_frame()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(validation.sanity)
+print("sanity check", "PASSED" if validation.sanity.passed else "FAILED",
+      "(every control's win-rate CI above 0.5)")
+fig = viz.plot_sanity_check(validation.sanity)
+vxf.show_figure(fig, figures / f"agreement-{tag}-sanity.png");
+
+# %% [markdown]
+# Reading it with the defaults (shortcut ShapesNet, 60 dotted images): the legacy `offline:faithfulness` judge scores the true CAM above its inverse on about 70% of the images but above a randomised model's CAM on only about 45% (its CI contains chance): it fails the sanity check. `offline:insertion-deletion` wins 100% and 98% on the same run (`judge="offline:insertion-deletion"`). A judge that passes can still disagree with `offline:groundtruth` here — the model looks at the dot, so a faithful map points away from the object.
+
+# %% [markdown]
 # ## Between annotators
 
 # %%

@@ -3,7 +3,7 @@
 #
 # The masked CAM image depends on the sigmoid's steepness `alpha` and midpoint `beta`. Which values make the judge's scores agree best with a reference? The run is explained once; every grid cell is then judged again **from the stored CAMs** (`vx.rejudge`: no CAM is recomputed, judgments are cached and the sweep resumes if interrupted).
 #
-# Reference (`reference`): offline, `groundtruth` = ground-truth localisation on the shapes set (5 × the share of the raw CAM's energy on the object, independent of alpha/beta); with human scores, `run` (the Annotator's answers in the run store) or a CSV of annotations. Default data: shapes with a red dot on every image, explained for a model trained with the dot on 75% of its circles (`shortcut:0.75`), so the attention varies from on-object to on-dot. The paper's grid: alpha 15–30, beta 0.3–0.7.
+# Reference (`reference`): it must not be a function of what the sweep tunes. Offline, `faithfulness` = how much the classifier's prediction depends on the region the *unmasked* CAM ranks first (insertion − deletion AUC against a textured-blur baseline, `vx.evaluate`, stored in the run); with human scores, `run` (the Annotator's answers in the run store) or a CSV of annotations. (The ground-truth localisation of the map itself is refused: with the ground-truth judge it only measures how closely the sigmoid approximates the map, so its optimum sat on the grid's corner.) Each cell's agreement comes with a bootstrap CI, and the notebook says when the optimum is on the grid's edge, when every cell disagrees, or when the best cells cannot be told apart. Default data: shapes with a red dot on every image, explained for a model trained with the dot on 75% of its circles (`shortcut:0.75`), so the attention varies from on-object to on-dot. The paper's grid: alpha 15–30, beta 0.3–0.7.
 
 # %% tags=["parameters"]
 # written from vlmxplain.params.SweepNotebookParams by tools/notebooks.py
@@ -52,9 +52,15 @@ print(f"grid: {len(grid.alphas)} alphas x {len(grid.betas)} betas = {len(result.
 print(f"reference: {result.reference_label}")
 
 # %%
-best = result.best
-print(f"best cell for {grid.metric}: alpha = {best['alpha']:g}, beta = {best['beta']:g} "
-      f"({grid.metric} = {best[grid.metric]:.3f}, n = {int(best['n'])})")
+if result.all_disagree:
+    print(f"no best cell: every cell disagrees with the reference ({grid.metric} <= 0 everywhere)")
+else:
+    best = result.best
+    m = grid.metric
+    print(f"best cell for {m}: alpha = {best['alpha']:g}, beta = {best['beta']:g} "
+          f"({m} = {best[m]:.3f}, 95% CI {best[m + '_ci_low']:.3f} to {best[m + '_ci_high']:.3f}, n = {int(best['n'])})")
+for finding in result.findings:
+    print("-", finding)
 paper = result.table[(result.table["alpha"] == 25) & (result.table["beta"] == 0.6)]
 if len(paper):
     print(f"paper's default alpha 25, beta 0.6: {grid.metric} = {paper[grid.metric].iloc[0]:.3f}")

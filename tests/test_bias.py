@@ -195,3 +195,34 @@ def test_fewer_than_three_rates_leave_the_correlation_undefined(result, tmp_path
     small = vxe.run_bias_experiment(rates=[0.0, 1.0], control=False, n_test=9, run_dir=str(tmp_path))
     assert len(small.table) == 2 and small.control_accuracy is None
     assert np.isnan(small.r) and "3+" in small.correlation.loc["flagged_share", "note"]
+
+
+def test_right_for_the_wrong_reason_is_a_share_of_the_correct_predictions(result):
+    t = result.table.set_index("model")
+    for name in t.index:
+        q = result.samples.loc[result.samples["model"] == name, "quadrant"]
+        correct = q.isin(["Correct-High", "Correct-Low"])
+        flagged = q.isin(["Correct-Low", "Wrong-Low"])
+        assert t.loc[name, "n_correct"] == correct.sum()
+        if correct.any():
+            assert t.loc[name, "rfwr_share_of_correct"] == pytest.approx((q[correct] == "Correct-Low").mean())
+        if flagged.any():
+            assert t.loc[name, "wrong_share_of_flagged"] == pytest.approx((q[flagged] == "Wrong-Low").mean())
+    assert {"accuracy_dotted", "accuracy_moved"} <= set(t.columns)
+    assert "rfwr_share_of_correct" in result.correlation.index
+
+
+def test_bias_over_seeds_gives_a_t_interval_on_r(tmp_path):
+    from scipy import stats
+
+    res = vxe.bias_over_seeds(seeds=(0, 1), rates=[0.0, 0.5, 1.0], control=False, n_train=60, epochs=1, n_test=9,
+                              run_dir=str(tmp_path))
+    assert list(res.per_seed.index) == [0, 1] and set(res.results) == {0, 1}
+    r = res.per_seed["flagged_share"].dropna().to_numpy()
+    row = res.summary.loc["flagged_share"]
+    if len(r) == 2:
+        half = stats.t.ppf(0.975, 1) * r.std(ddof=1) / np.sqrt(2)
+        assert row.mean_r == pytest.approx(r.mean())
+        assert row.ci_low == pytest.approx(max(-1, r.mean() - half)) and row.ci_high == pytest.approx(min(1, r.mean() + half))
+    with pytest.raises(ValueError, match="seeds"):
+        vxe.bias_over_seeds(seeds=(0,), rates=[0.0, 1.0])

@@ -167,11 +167,12 @@ def test_quickstart_bad_parameter(tmp_path):
 # ----------------------------------------------------------------------------- sweep
 def test_sweep_defaults(tmp_path, shortcut_net):
     nb = execute("sweep", tmp_path)
-    figures(tmp_path / "figures", "sweep", 2, "shortcut-0.75-offline-groundtruth-vs-groundtruth-spearman")
+    figures(tmp_path / "figures", "sweep", 2, "shortcut-0.75-offline-groundtruth-vs-faithfulness-spearman")
     table = pd.read_csv(tmp_path / default_run_dir("sweep") / "sweep.csv")
     assert len(table) == 20 and (table["n"] == 60).all() and table["spearman"].notna().all()
     out = printed(nb)
-    assert "grid: 4 alphas x 5 betas = 20 cells" in out and "best cell for spearman" in out
+    assert "grid: 4 alphas x 5 betas = 20 cells" in out and ("best cell for spearman" in out or "no best cell" in out)
+    assert "\n- " in out and table["spearman_ci_low"].le(table["spearman"]).all()  # findings, CIs
 
 
 def test_sweep_through_the_cli(tmp_path, shortcut_net):
@@ -180,7 +181,7 @@ def test_sweep_through_the_cli(tmp_path, shortcut_net):
                      "-p", "judge", "offline:faithfulness", "-p", "limit", "24",
                      "-p", "run_dir", str(tmp_path / "runs/sweep-cli"), "-p", "figures_dir", str(tmp_path / "figs")])
     assert code == 0 and (tmp_path / "sweep-cli.ipynb").is_file()
-    figures(tmp_path / "figs", "sweep", 2, "offline-faithfulness-vs-groundtruth-pearson")
+    figures(tmp_path / "figs", "sweep", 2, "offline-faithfulness-vs-faithfulness-pearson")
     table = pd.read_csv(tmp_path / "runs/sweep-cli/sweep.csv")
     assert sorted(zip(table["alpha"], table["beta"])) == [(a, b) for a in (20, 30) for b in (0.5, 0.6, 0.7)]
     assert (table["n"] == 24).all()
@@ -193,7 +194,9 @@ def test_sweep_bad_parameter(tmp_path):
 # ----------------------------------------------------------------------------- agreement
 def test_agreement_defaults_use_labelled_simulated_annotators(tmp_path, shortcut_net):
     nb = execute("agreement", tmp_path)
-    figures(tmp_path / "figures", "agreement", 1, "offline-faithfulness-simulated-scatter")
+    found = figures(tmp_path / "figures", "agreement", 2, "offline-faithfulness-simulated")
+    assert [p.name.rsplit("-", 1)[1] for p in found] == ["sanity.png", "scatter.png"]
+    assert "sanity check" in printed(nb) and "true CAM wins" in printed(nb)
     run_dir = tmp_path / default_run_dir("agreement")
     ann = pd.read_csv(run_dir / "annotations-SIMULATED.csv")
     assert len(ann) == 3 * 60 and ann["annotator"].str.startswith("simulated-").all() and ann["simulated"].all()
@@ -212,7 +215,7 @@ def test_agreement_with_human_csv_then_the_annotator_store(tmp_path, shortcut_ne
                                                                                                         index=False)
     nb = execute("agreement", tmp_path, annotations=str(csv), limit=20, judge="offline:groundtruth", n_boot=200,
                  run_dir="runs/humans")
-    figures(tmp_path / "figures", "agreement", 1, "offline-groundtruth-humans-scatter")
+    figures(tmp_path / "figures", "agreement", 2, "offline-groundtruth-humans")
     table = pd.read_csv(next((tmp_path / "runs/humans").glob("agreement-*-offline-groundtruth-humans.csv")))
     assert len(table) == 9 and set(table["annotations"]) == {"human"}
     assert set(table["rater"]) == {"ann", "ben", "mean_human"}
@@ -225,7 +228,7 @@ def test_agreement_with_human_csv_then_the_annotator_store(tmp_path, shortcut_ne
         store.put_annotation(sid, "dana", float(k % 6), accept=True)
     nb = execute("agreement", tmp_path, data=None, annotations="run", run_dir="runs/humans", n_boot=100,
                  figures_dir="figs")
-    figures(tmp_path / "figs", "agreement", 1, "humans-run-run-scatter")
+    figures(tmp_path / "figs", "agreement", 2, "humans-run-run")
     out = printed(nb)
     assert "human annotators: 1 raters, 10 samples" in out and "needs 2 or more annotators" in out
 

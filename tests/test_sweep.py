@@ -45,8 +45,8 @@ def own_run(clf, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def swept(run):
-    return vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference="groundtruth")
+def swept(run, clf):
+    return vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference="faithfulness", classifier=clf, n_boot=200)
 
 
 def not_blank(fig) -> bool:
@@ -62,7 +62,7 @@ def not_blank(fig) -> bool:
 # ----------------------------------------------------------------------------- parameters
 def test_validate_sweep_params_sorts_and_checks(tmp_path):
     p = vxe.validate_sweep_params(alphas=[30, 15], betas=0.6)
-    assert p.alphas == (15.0, 30.0) and p.betas == (0.6,) and p.reference == "groundtruth"
+    assert p.alphas == (15.0, 30.0) and p.betas == (0.6,) and p.reference == "faithfulness"
     csv = tmp_path / "a.csv"
     csv.write_text("sample_id,annotator,score\n")
     assert vxe.validate_sweep_params(reference=str(csv)).reference == str(csv)
@@ -72,6 +72,7 @@ def test_validate_sweep_params_sorts_and_checks(tmp_path):
     (dict(alphas=[]), "alphas"), (dict(alphas=[-1]), "alphas"), (dict(alphas=[20, 20]), "alphas"),
     (dict(alphas="25"), "alphas"), (dict(betas=[1.5]), "betas"), (dict(betas=[float("nan")]), "betas"),
     (dict(metric="r2"), "metric"), (dict(reference="/no/such.csv"), "reference"), (dict(reference=""), "reference"),
+    (dict(reference="groundtruth"), "circular"),
 ])
 def test_validate_sweep_params_names_the_bad_parameter(bad, name):
     with pytest.raises(ValueError, match=name):
@@ -159,22 +160,27 @@ def test_sweep_table_matches_an_independent_computation(run, swept):
     assert len(t) == len(ALPHAS) * len(BETAS) and set(zip(t["alpha"], t["beta"])) == {
         (a, b) for a in ALPHAS for b in BETAS}
     assert (t["n"] == 30).all() and (t["n_judged"] == 30).all()
-    ref = vxm.groundtruth_reference(run)
+    # the reference: the unmasked map's insertion - deletion gap, stored in the run (not the mask)
+    table = run.table
+    ref = (table["insertion_auc"] - table["deletion_auc"]).dropna()
+    assert len(ref) == 30 and "faithfulness" in swept.reference_label
     for row in t.itertuples():
         scores = run.table_for(judge="offline:groundtruth", alpha=row.alpha, beta=row.beta).set_index("id")["score"]
         scores = scores.reindex(ref.index)
         assert row.spearman == pytest.approx(stats.spearmanr(scores, ref).statistic)
         assert row.pearson == pytest.approx(stats.pearsonr(scores, ref).statistic)
         assert row.kendall == pytest.approx(stats.kendalltau(scores, ref).statistic)
-        assert row.mae == pytest.approx((scores - ref).abs().mean())
-    assert swept.best["spearman"] == t["spearman"].max()
-    assert swept.grid().shape == (len(ALPHAS), len(BETAS))
+        assert np.isnan(row.mae)  # the gap is not on the 0-5 score scale
+        assert row.spearman_ci_low <= row.spearman <= row.spearman_ci_high
+    assert swept.grid().shape == (len(ALPHAS), len(BETAS)) and swept.findings
+    with pytest.raises(ValueError, match="0-5 score scale"):
+        vxe.alpha_beta_sweep(run, ALPHAS, BETAS, metric="mae", n_boot=0)
 
 
 def test_sweep_never_recomputes_cams_and_resumes(run, swept):
     before = run.store.cams()
     n_judgments = len(run.judgments())
-    again = vxe.alpha_beta_sweep(run, ALPHAS, BETAS)
+    again = vxe.alpha_beta_sweep(run, ALPHAS, BETAS, n_boot=200)  # metrics stored: no classifier needed
     pd.testing.assert_frame_equal(again.table, swept.table)
     pd.testing.assert_frame_equal(run.store.cams(), before)
     assert len(run.judgments()) == n_judgments  # every cell was already judged
@@ -187,19 +193,19 @@ def test_human_reference_picks_the_cell_they_agree_with(own_run, tmp_path):
     target = run.table_for(judge="offline:groundtruth", alpha=30.0, beta=0.5)
     for row in target.itertuples():
         run.store.put_annotation(row.id, "carol", round(row.score, 6))
-    res = vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference="run", metric="mae")
+    res = vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference="run", metric="mae", n_boot=200)
     assert (res.best["alpha"], res.best["beta"]) == (30.0, 0.5) and res.best["mae"] < 1e-5
     assert "human" in res.reference_label
     csv = tmp_path / "carol.csv"
     vxe.load_annotations("run", run)[["sample_id", "annotator", "score"]].to_csv(csv, index=False)
-    res_csv = vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference=str(csv), metric="spearman")
+    res_csv = vxe.alpha_beta_sweep(run, ALPHAS, BETAS, reference=str(csv), metric="spearman", n_boot=200)
     assert (res_csv.best["alpha"], res_csv.best["beta"]) == (30.0, 0.5)
     assert res_csv.best["spearman"] == pytest.approx(1.0)
 
 
 def test_sweep_with_the_faithfulness_judge(run, clf):
     res = vxe.alpha_beta_sweep(run, [25.0], [0.4, 0.6], judge="offline:faithfulness", classifier=clf,
-                               metric="pearson")
+                               metric="pearson", n_boot=100)
     assert len(res.table) == 2 and (res.table["n_judged"] == 30).all() and res.judge == "offline:faithfulness"
     with pytest.raises(ValueError, match="classifier"):
         vxe.alpha_beta_sweep(run, [25.0], [0.5], judge="offline:faithfulness")
@@ -207,16 +213,45 @@ def test_sweep_with_the_faithfulness_judge(run, clf):
         vxe.alpha_beta_sweep(run, [25.0], [0.5], judge="bogus")
 
 
+def _cells(values, lows, highs, alphas=(15.0, 15.0, 30.0, 30.0), betas=(0.3, 0.6, 0.3, 0.6)):
+    return pd.DataFrame({"alpha": alphas, "beta": betas, "spearman": values, "spearman_ci_low": lows,
+                         "spearman_ci_high": highs, "mae": [0.5, 1.0, 0.1, 0.7], "mae_ci_low": [0.4, 0.9, 0.05, 0.6],
+                         "mae_ci_high": [0.6, 1.1, 0.15, 0.8]})
+
+
 def test_best_cell_and_undefined_metrics():
-    table = pd.DataFrame({"alpha": [15.0, 15.0, 30.0], "beta": [0.3, 0.6, 0.3], "spearman": [0.2, 0.9, np.nan],
-                          "mae": [0.5, 1.0, 0.1]})
+    table = _cells([0.2, 0.9, np.nan, 0.1], [0.1, 0.8, np.nan, 0.0], [0.3, 0.95, np.nan, 0.2])
     assert vxe.SweepResult(table, "spearman", "j", "r").best["beta"] == 0.6
     assert vxe.SweepResult(table, "mae", "j", "r").best["alpha"] == 30.0
     with pytest.raises(ValueError, match="undefined"):
         vxe.SweepResult(table.assign(spearman=np.nan), "spearman", "j", "r").best
 
 
+def test_findings_say_edge_disagreement_and_ties():
+    grid5 = dict(alpha=(15.0, 15.0, 15.0, 20.0, 20.0, 20.0), beta=(0.3, 0.5, 0.7) * 2)
+    inside = pd.DataFrame({"alpha": (15.0,) * 3 + (20.0,) * 3 + (25.0,) * 3, "beta": (0.3, 0.5, 0.7) * 3,
+                           "spearman": [0.1, 0.2, 0.1, 0.2, 0.8, 0.2, 0.1, 0.2, 0.1],
+                           "spearman_ci_low": [0.0, 0.1, 0.0, 0.1, 0.7, 0.1, 0.0, 0.1, 0.0],
+                           "spearman_ci_high": [0.2, 0.3, 0.2, 0.3, 0.9, 0.3, 0.2, 0.3, 0.2]})
+    res = vxe.SweepResult(inside, "spearman", "j", "r")
+    assert res.findings == ["a clear optimum inside the grid: alpha = 20, beta = 0.5"]
+    corner = vxe.SweepResult(pd.DataFrame({**grid5, "spearman": [0.9, 0.5, 0.4, 0.85, 0.3, 0.2],
+                                           "spearman_ci_low": [0.8, 0.4, 0.3, 0.7, 0.2, 0.1],
+                                           "spearman_ci_high": [0.95, 0.6, 0.5, 0.9, 0.4, 0.3]}), "spearman", "j", "r")
+    f = corner.findings
+    assert any("edge (alpha = 15" in x for x in f) and any("edge (beta = 0.3" in x for x in f)
+    assert any("2 cells cannot be told apart" in x and "(20, 0.3)" in x for x in f)
+    negative = vxe.SweepResult(_cells([-0.3, -0.1, -0.2, -0.5], [-0.5, -0.3, -0.4, -0.7], [-0.1, 0.1, 0.0, -0.3]),
+                               "spearman", "j", "r")
+    assert negative.all_disagree and "every cell disagrees" in negative.findings[0]
+    with pytest.raises(ValueError, match="every cell disagrees"):
+        negative.best
+    weak = vxe.SweepResult(_cells([0.1, 0.2, 0.15, 0.05], [-0.2, -0.1, -0.1, -0.3], [0.3, 0.4, 0.35, 0.3]),
+                           "spearman", "j", "r")
+    assert any("includes no agreement" in x for x in weak.findings)
+
+
 def test_sweep_figures(run, swept):
     assert not_blank(viz.plot_sweep_heatmap(swept))
-    assert not_blank(viz.plot_sweep_heatmap(swept, metric="mae"))
+    assert not_blank(viz.plot_sweep_heatmap(swept, metric="pearson"))
     assert not_blank(viz.plot_mask_grid(run, sorted(run.store.cam_ids())[0], ALPHAS, BETAS))

@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "merge_runs": "store.merge", "explain_on_dask": "pipeline.distributed",
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
     "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
-    "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity",
+    "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity", "mislabel_report": "metrics.mislabel",
     # figures and panels
     "plot_quadrant_matrix": "viz.figures", "plot_score_histogram": "viz.figures", "plot_quadrant_gallery": "viz.figures",
     "save_figure": "viz.figures", "plot_per_class_matrix": "viz.figures", "plot_bias_curve": "viz.bias", "plot_flagged_gallery": "viz.bias",

@@ -5,12 +5,12 @@ from .annotators import (
     validate_agreement_params,
 )
 from .bias import BiasModel, BiasParams, BiasResult, bias_splits, cam_energy, run_bias_experiment, train_bias_models
-from .bias import validate_bias_params
+from .bias import SeedsResult, bias_over_seeds, validate_bias_params
 from .sweep import METRICS, SweepParams, SweepResult, alpha_beta_sweep, resolve_reference, validate_sweep_params
 
 __all__ = [
     "METRICS", "SIMULATED_PREFIX", "AgreementParams", "BiasModel", "BiasParams", "BiasResult", "SweepParams",
-    "SweepResult", "alpha_beta_sweep", "as_reference", "bias_splits", "cam_energy", "describe_source",
+    "SeedsResult", "SweepResult", "alpha_beta_sweep", "bias_over_seeds", "as_reference", "bias_splits", "cam_energy", "describe_source",
     "load_annotations", "resolve_reference", "run_bias_experiment", "simulate_annotators", "train_bias_models",
     "validate_agreement_params", "validate_bias_params", "validate_sweep_params",
 ]

@@ -16,10 +16,16 @@ The pipeline (:func:`~vlmxplain.pipeline.explain`) explains each model on one sp
 (``explain_split``, default ``dotted``) and a judge scores the attention (offline default:
 ``offline:groundtruth``, the share of the visible region on the object). Per model the report
 gives accuracies, the *flagged* share (judged samples scored below the threshold: Correct-Low +
-Wrong-Low), the Correct-Low share (right for the wrong reason), and the share of CAM energy on
+Wrong-Low) and how much of it is plain wrong predictions (``wrong_share_of_flagged``), the
+Correct-Low share (right for the wrong reason) overall and *among correct predictions*
+(``rfwr_share_of_correct``: the honest measure of the claim — a flagged share that mostly counts
+wrong predictions says little about attention), accuracy on the dotted and the moved-dot split
+separately, and the share of CAM energy on
 the dot box and on the object (from the raw CAM upsampled to the image, :func:`energy_in_box` /
 :func:`energy_on_mask`). The paper's claim
-is checked by the correlation between shortcut rate and flagged share (target: |r| > 0.5).
+is checked by the correlation between shortcut rate and flagged share (target: |r| > 0.5);
+:func:`bias_over_seeds` repeats the experiment over seeds (new models, new test objects) and gives
+a t-interval on each r.
 Figures: :mod:`vlmxplain.viz.bias`.
 
 Models are trained once and cached on disk (:func:`vlmxplain.models.shapes_model`).
@@ -50,7 +56,8 @@ from ..models.shapesnet import DEFAULT_EPOCHS, TRAIN_SIZE, accuracy, shapes_mode
 from ..pipeline import explain
 
 __all__ = [
-    "BiasModel", "BiasParams", "BiasResult", "DEFAULT_RATES", "bias_splits", "cam_energy", "run_bias_experiment",
+    "BiasModel", "BiasParams", "BiasResult", "DEFAULT_RATES", "SeedsResult", "bias_over_seeds", "bias_splits",
+    "cam_energy", "run_bias_experiment",
     "train_bias_models", "validate_bias_params",
 ]
 
@@ -204,7 +211,7 @@ def _rate_correlations(table: pd.DataFrame) -> pd.DataFrame:
     """Pearson and Spearman between shortcut rate and each outcome, over the shortcut models."""
     sc = table[table["kind"] == "shortcut"]
     rows = []
-    for col in ("flagged_share", "correct_low_share", "energy_on_shortcut", "peak_on_shortcut",
+    for col in ("flagged_share", "correct_low_share", "rfwr_share_of_correct", "energy_on_shortcut", "peak_on_shortcut",
                 "predicted_shortcut_class", "accuracy_clean", "accuracy_dotted", "accuracy_moved"):
         x, y = sc["rate"].to_numpy(float), sc[col].to_numpy(float)
         ok = np.isfinite(y)
@@ -221,6 +228,12 @@ def _rate_correlations(table: pd.DataFrame) -> pd.DataFrame:
                        spearman_rho=float(stats.spearmanr(x, y).statistic))
         rows.append(row)
     return pd.DataFrame(rows).set_index("outcome")
+
+
+def _share(quadrant: pd.Series, part: str, whole: list[str]) -> float:
+    """Share of ``part`` among the rows in ``whole`` (NaN when there are none)."""
+    base = quadrant.isin(whole)
+    return float((quadrant[base] == part).mean()) if base.any() else np.nan
 
 
 def _run_subdir(p: BiasParams, model: BiasModel, split) -> Path:
@@ -258,6 +271,9 @@ def run_bias_experiment(p: BiasParams | None = None, *, models: list[BiasModel] 
             "n_judged": n,
             "flagged_share": float(low.mean()) if n else np.nan,
             "correct_low_share": float((judged["quadrant"] == "Correct-Low").mean()) if n else np.nan,
+            "n_correct": int(judged["quadrant"].isin(["Correct-High", "Correct-Low"]).sum()),
+            "rfwr_share_of_correct": _share(judged["quadrant"], "Correct-Low", ["Correct-High", "Correct-Low"]),
+            "wrong_share_of_flagged": _share(judged["quadrant"], "Wrong-Low", ["Correct-Low", "Wrong-Low"]),
             "mean_score": float(judged["score"].mean()) if n else np.nan,
             "energy_on_shortcut": float(energy["energy_on_shortcut"].mean()),
             "energy_on_object": float(energy["energy_on_object"].mean()),
@@ -268,3 +284,42 @@ def run_bias_experiment(p: BiasParams | None = None, *, models: list[BiasModel] 
     table = pd.DataFrame(rows)
     samples = pd.concat(per_sample, ignore_index=True)
     return BiasResult(p, table, samples, runs, _rate_correlations(table))
+
+
+# ----------------------------------------------------------------------------- over seeds
+@dataclass
+class SeedsResult:
+    """The experiment once per seed: per-seed correlations (``per_seed``: seed × outcome) and a
+    t-interval on the mean r of each outcome (``summary``)."""
+
+    results: dict[int, BiasResult]
+    per_seed: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def bias_over_seeds(p: BiasParams | None = None, seeds: tuple[int, ...] = (0, 1, 2), *, ci: float = 0.95,
+                    progress: bool = False, **params: Any) -> SeedsResult:
+    """Run the experiment for each seed (models trained on the seed's split, test objects drawn
+    from it) and summarise r(rate, outcome) across seeds: mean, sd and a t-interval."""
+    base = p if p is not None else validate_bias_params(**params)
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: give 2 or more distinct seeds, got {seeds!r}")
+    results, rows = {}, []
+    for seed in seeds:
+        q = base.model_copy(update={"seed": int(seed), "run_dir": str(Path(base.run_dir) / f"seed-{seed}")})
+        res = run_bias_experiment(q, progress=progress)
+        results[int(seed)] = res
+        for outcome, r in res.correlation["pearson_r"].items():
+            rows.append({"seed": int(seed), "outcome": outcome, "pearson_r": r})
+    per_seed = pd.DataFrame(rows).pivot(index="seed", columns="outcome", values="pearson_r")
+    summary = []
+    for outcome in per_seed.columns:
+        r = per_seed[outcome].dropna().to_numpy(float)
+        row = {"outcome": outcome, "n_seeds": len(r), "mean_r": np.nan, "sd_r": np.nan, "ci_low": np.nan,
+               "ci_high": np.nan}
+        if len(r) >= 2:
+            half = stats.t.ppf(0.5 + ci / 2, len(r) - 1) * r.std(ddof=1) / np.sqrt(len(r))
+            row.update(mean_r=float(r.mean()), sd_r=float(r.std(ddof=1)), ci_low=float(max(-1.0, r.mean() - half)),
+                       ci_high=float(min(1.0, r.mean() + half)))
+        summary.append(row)
+    return SeedsResult(results, per_seed, pd.DataFrame(summary).set_index("outcome"))

@@ -21,6 +21,7 @@ from ..core.records import RunConfig, RunView
 from ..core.text import csv_safe
 from ..masks.judge_input import JudgeInput, make_judge_input
 from .metrics_table import with_metrics
+from .mislabel import mislabel_suspects
 from .run_store import RunStore
 
 TABLE_COLUMNS = [
@@ -133,6 +134,12 @@ class Run:
     def quadrants(self, threshold: float | None = None, by: str = "label", **table_filters) -> QuadrantSummary:
         """Quadrant counts and shares, overall and per class (threshold adjustable after the fact)."""
         return quadrant_summary(self.table_for(**table_filters), self.threshold if threshold is None else threshold, by)
+
+    def mislabel_suspects(self, threshold: float | None = None, **table_filters) -> pd.DataFrame:
+        """Samples whose label may be wrong, most suspect first: a confident prediction of another
+        class whose attention the judge finds good (Wrong-High is ``flagged``); see
+        :mod:`vlmxplain.store.mislabel`. ``vx.mislabel_report(run, true_labels)`` scores it."""
+        return mislabel_suspects(self.table_for(threshold=threshold, **table_filters), self.store.cams())
 
     @property
     def skipped(self) -> pd.DataFrame:

@@ -211,3 +211,23 @@ def test_every_image_is_encoded_once_and_previews_are_lossless(clf, tmp_path, mo
         assert sent == {judge.view_bytes(run.judge_input(data[k].id)) for k in range(n)}
         keys = run.judgments().set_index("id")["cache_key"]
         assert all(keys[data[k].id] == judge.cache_key(run.judge_input(data[k].id)) for k in range(n))
+
+
+def test_rejudge_streams_too_and_stops_at_the_first_fatal_reply(clf, tmp_path):
+    n, c = 16, 2
+    run = vx.explain(clf, vx.datasets.shapes(n, seed=6), judge="offline:groundtruth", run_dir=tmp_path / "run",
+                     progress=False, verbose=False)
+    with LoopbackServer(gate=c) as server:
+        server.add_fault("401")
+        kwargs = judge_kwargs("openai", server, concurrency=c)
+        vx.rejudge(run, judge=kwargs["judge"], judge_options=kwargs["judge_options"], beta=0.5, progress=False)
+        s = run.last_summary
+        assert len(server.requests) == c and (s.rejected, s.not_sent) == (c, n - c)
+        assert "check the environment variable OPENAI_API_KEY" in s.problem
+        server.rules.clear()
+        server.gate = None
+        vx.rejudge(run, judge=kwargs["judge"], judge_options=kwargs["judge_options"], beta=0.5, progress=False)
+        assert len(server.requests) == c + n and run.last_summary.judged == n
+    t = run.table
+    assert (t["judge_status"] == "ok").all() and run.view.beta == 0.5
+    assert len(run.table_for(judge="offline:groundtruth", beta=0.6)) == n  # the first judge's results are kept

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import queue
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Iterable, Iterator, Sequence
@@ -174,7 +174,12 @@ class VLMJudge(Judge):
 
         def requests() -> Iterator[Request]:
             for k, fut in enumerate([prep.submit(self._prepare_safe, it) for it in items]):
-                request = fut.result()
+                if stop.is_set():
+                    return
+                try:
+                    request = fut.result()
+                except CancelledError:  # the caller closed the iterator
+                    return
                 request.tag = k
                 yield request
 
@@ -234,7 +239,8 @@ class VLMJudge(Judge):
                 fut = pool.submit(self._judge_safe, request, stop, fatal)
                 fut.add_done_callback(lambda f, r=request: finished(r, f))
         finally:
-            pool.shutdown(wait=True)  # what is on the wire is answered and emitted
+            # what is on the wire is answered and emitted; an aborted run does not wait for it
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=stop.is_set())
         return Stopped(self._redact(fatal[0].reason()), self.fatal_hint(fatal[0])) if fatal else None
 
     def _stop_reason(self, fatal: list[CallError]) -> str:

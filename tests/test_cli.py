@@ -30,7 +30,7 @@ def vlmxplain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
         (["data", "galery"], "data:", "did you mean 'gallery'?"),
         (["cam", "gradkam"], "cam:", "did you mean 'gradcam'?"),
         (["judge", "offline:faithfulnes"], "judge:", "did you mean 'offline:faithfulness'?"),
-        (["judge", "offline:nonsense"], "judge:", "offline:faithfulness, offline:groundtruth"),
+        (["judge", "offline:nonsense"], "judge:", "offline:insertion-deletion, offline:groundtruth, offline:faithfulness"),
         (["judge", "opena:gpt-4o-mini"], "judge:", "did you mean 'openai:gpt-4o-mini'?"),
         (["threshold", "7"], "threshold:", "closest valid: 5"),
         (["limit", "0"], "limit:", "closest valid: 1"),

@@ -33,7 +33,11 @@ class MetricsTable:
 
     def __init__(self, store) -> None:
         self.store = store
-        store._conn.executescript(_SCHEMA)
+        if not getattr(store, "readonly", False):
+            store._conn.executescript(_SCHEMA)
+        # a read-only store is never written: without the table it has no metrics
+        self.exists = store._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'metrics'").fetchone() is not None
 
     def put(self, rows: Iterable[dict]) -> None:
         """Store rows with keys sample_id, metric, variant, status, value, classifier and an
@@ -49,11 +53,15 @@ class MetricsTable:
             )
 
     def done_ids(self, metric: str, variant: str) -> set[str]:
+        if not self.exists:
+            return set()
         sql = "SELECT sample_id FROM metrics WHERE metric = ? AND variant = ?"
         return {r[0] for r in self.store._conn.execute(sql, (metric, variant))}
 
     def frame(self) -> pd.DataFrame:
         """Every stored value (long form): id, metric, variant, status, value, detail, classifier."""
+        if not self.exists:
+            return pd.DataFrame(columns=["id", "metric", "variant", "status", "value", "detail", "classifier"])
         df = pd.read_sql_query("SELECT sample_id AS id, metric, variant, status, value, detail, classifier "
                                "FROM metrics ORDER BY sample_id, metric, variant", self.store._conn)
         df["detail"] = df["detail"].map(json.loads)
@@ -61,6 +69,8 @@ class MetricsTable:
 
     def wide(self) -> pd.DataFrame:
         """One row per sample id, one column per (metric, variant) (see :func:`column_name`)."""
+        if not self.exists:
+            return pd.DataFrame(index=pd.Index([], name="id"))
         df = pd.read_sql_query("SELECT sample_id AS id, metric, variant, value FROM metrics", self.store._conn)
         if df.empty:
             return pd.DataFrame(index=pd.Index([], name="id"))

@@ -19,7 +19,6 @@ import copy
 import platform
 import time
 
-import numpy as np
 import torch
 from PIL import Image
 from pytorch_grad_cam import GradCAM

@@ -6,7 +6,6 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 

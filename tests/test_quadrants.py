@@ -1,7 +1,6 @@
 """Quadrant arithmetic against hand-built tables: ties at the threshold, missing scores, empty classes."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 

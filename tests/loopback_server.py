@@ -107,7 +107,8 @@ class LoopbackServer:
 
     def __init__(self, latency: float = 0.0, score: int | Callable[[RecordedRequest], int] = 3,
                  required_key: str | None = None, *, latency_sigma: float = 0.0, seed: int = 0,
-                 gate: int | None = None, gate_timeout: float = 10.0) -> None:
+                 gate: int | None = None, gate_timeout: float = 10.0, port: int = 0) -> None:
+        self.port = port  # 0: any free port
         self.latency = latency
         self.latency_sigma = latency_sigma
         self._rng = random.Random(seed)
@@ -126,7 +127,7 @@ class LoopbackServer:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> LoopbackServer:
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="loopback-server",
                                         daemon=True)

@@ -231,3 +231,32 @@ def test_rejudge_streams_too_and_stops_at_the_first_fatal_reply(clf, tmp_path):
     t = run.table
     assert (t["judge_status"] == "ok").all() and run.view.beta == 0.5
     assert len(run.table_for(judge="offline:groundtruth", beta=0.6)) == n  # the first judge's results are kept
+
+
+@pytest.mark.parametrize("provider", ["openai-compatible", "gemini"])
+def test_an_unreachable_endpoint_stops_the_run_before_any_request_and_a_rerun_resumes(clf, tmp_path, provider):
+    """One connection attempt before sending (the preflight): a server that is not listening ends
+    the run at once with every sample never sent — no retries per request — and says what to fix;
+    once the server is up, a plain rerun judges them all."""
+    n = 6
+    data = vx.datasets.shapes(n, seed=3)
+    with LoopbackServer() as server:
+        url = server.url
+        kwargs = judge_kwargs(provider, server, max_retries=4)
+    # the server is closed: its port now refuses connections
+    run = vx.explain(clf, data, run_dir=tmp_path / "run", progress=False, verbose=False, **kwargs)
+    s = run.last_summary
+    assert (s.not_sent, s.failed, s.rejected, s.judged) == (n, 0, 0, 0)
+    assert "no connection to the endpoint" in s.problem and url in s.problem and "check the URL" in s.problem
+    assert (run.table["judge_status"] == "pending").all()
+    with LoopbackServer(port=int(url.rsplit(":", 1)[1])) as server:
+        again = vx.explain(clf, data, run_dir=tmp_path / "run", progress=False, verbose=False, **kwargs)
+        assert len(server.requests) == n and (again.table["judge_status"] == "ok").all()
+
+
+def test_the_preflight_can_be_turned_off(clf, tmp_path):
+    with LoopbackServer() as server:
+        kwargs = judge_kwargs("openai-compatible", server, max_retries=0, preflight=False)
+    run = vx.explain(clf, vx.datasets.shapes(2, seed=3), run_dir=tmp_path / "run", progress=False, verbose=False,
+                     **kwargs)
+    assert run.last_summary.failed == 2 and run.last_summary.problem is None  # each request tried and failed

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 import queue
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 from collections.abc import Iterable, Iterator, Sequence
 
 from pydantic import ValidationError
@@ -227,8 +229,14 @@ class VLMJudge(Judge):
             finally:
                 slots.release()  # after the verdict (and any fatal flag) is recorded
 
+        checked = not self.options.preflight
         try:
             for request in requests:
+                if not checked:  # once, when there is something to send
+                    checked, unreachable = True, self.preflight()
+                    if unreachable is not None:
+                        emit(request, self._unsent(unreachable.reason))
+                        return unreachable  # the caller records the rest as never sent
                 while not (fatal or stop.is_set() or slots.acquire(timeout=0.05)):
                     pass
                 if fatal or stop.is_set():
@@ -242,6 +250,31 @@ class VLMJudge(Judge):
             # what is on the wire is answered and emitted; an aborted run does not wait for it
             pool.shutdown(wait=not stop.is_set(), cancel_futures=stop.is_set())
         return Stopped(self._redact(fatal[0].reason()), self.fatal_hint(fatal[0])) if fatal else None
+
+    #: Where requests go when no URL is configured (the SDKs' defaults).
+    default_url: str = ""
+
+    def preflight(self) -> Stopped | None:
+        """One TCP connection to the endpoint before anything is sent (no request, no key): an
+        unreachable server stops the run at once, instead of every request retrying. Skipped
+        behind a proxy (``HTTPS_PROXY``/``ALL_PROXY``), which decides where requests go."""
+        if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+            return None
+        own = getattr(self, "_base_url", None)
+        url = (own() if callable(own) else self.options.base_url) or next(
+            (os.environ[v] for v in self.base_url_env if os.environ.get(v)), self.default_url)
+        parts = urlsplit(url)
+        if not parts.hostname:
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname, port), timeout=min(10.0, self.options.timeout)).close()
+        except OSError as err:
+            why = err.strerror or type(err).__name__
+            return Stopped(f"no connection to the endpoint {url} ({why}): nothing was sent",
+                           "check the URL and that the server is running, then call explain() again "
+                           "(or pass judge_options={'preflight': False})")
+        return None
 
     def _stop_reason(self, fatal: list[CallError]) -> str:
         return f"an earlier request failed with {fatal[0].reason()}" if fatal else "judging was stopped"

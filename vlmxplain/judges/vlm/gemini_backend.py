@@ -46,6 +46,7 @@ class GeminiJudge(VLMJudge):
     """Judge via the Gemini API (``gemini:<model>``), JSON output constrained by the answer schema."""
 
     base_url_env = ("GOOGLE_GEMINI_BASE_URL",)
+    default_url = "https://generativelanguage.googleapis.com"
     provider = "gemini"
     allowed_details = (None, "low", "medium", "high")
 

@@ -31,6 +31,7 @@ class OpenAIJudge(VLMJudge):
     provider = "openai"
     allowed_details = ("low", "high", "auto")
     base_url_env = ("OPENAI_BASE_URL",)
+    default_url = "https://api.openai.com/v1"
     structured_outputs = True  # chat.completions.parse with the pydantic model
 
     def _resolve_key(self, explicit: str | None) -> Secret:

@@ -36,6 +36,7 @@ class VLMOptions(BaseModel):
     api_version: str | None = None
     api_key_env: str | None = Field(None, description="environment variable holding the key (openai-compatible)")
     structured: bool = Field(True, description="openai-compatible: send a json_schema response_format")
+    preflight: bool = Field(True, description="check once that the endpoint accepts connections before sending")
 
     @field_validator("base_url")
     @classmethod

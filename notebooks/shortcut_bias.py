@@ -59,7 +59,7 @@ result.samples.to_csv(Path(p.run_dir) / "bias_samples.csv", index=False)
 result.table.drop(columns=["run_dir"])
 
 # %% [markdown]
-# Columns: `accuracy_*` per split; `flagged_share` = share of judged samples scored below the threshold (Correct-Low + Wrong-Low); `correct_low_share` = right for the wrong reason; `energy_on_shortcut` / `energy_on_object` = share of CAM energy in the dot's box / on the object; `peak_on_shortcut` = share of images whose CAM peaks on the dot; `predicted_shortcut_class` = share predicted as the shortcut class.
+# Columns: `accuracy_*` per split; `flagged_share` = share of judged samples scored below the threshold (Correct-Low + Wrong-Low); `wrong_share_of_flagged` = how much of the flagged share is plain wrong predictions (Wrong-Low); `correct_low_share` = right for the wrong reason, over all judged samples, and `rfwr_share_of_correct` = the same among the *correct* predictions only; `energy_on_shortcut` / `energy_on_object` = share of CAM energy in the dot's box / on the object; `peak_on_shortcut` = share of images whose CAM peaks on the dot; `predicted_shortcut_class` = share predicted as the shortcut class.
 
 # %%
 result.correlation
@@ -79,6 +79,14 @@ if len(p.rates) >= 3:
 # %%
 print(f"Pearson r(shortcut rate, flagged share) = {r:.2f} over {len(p.rates)} rates; "
       f"control accuracy {result.control_accuracy}")
+
+# %% [markdown]
+# ## What the flagged share counts
+# A flagged share that rises with the rate can simply count wrong predictions (a shortcut model calls dotted squares "circle"). Read it beside the accuracy on the dotted and the moved-dot split, and the right-for-the-wrong-reason share among the correct predictions, which is what the judge adds. For a CI on r, repeat over seeds: `vxe.bias_over_seeds(p, seeds=(0, 1, 2))` (new models and test objects per seed; a t-interval on each r).
+
+# %%
+result.table[["model", "rate", "accuracy_dotted", "accuracy_moved", "flagged_share", "wrong_share_of_flagged",
+              "n_correct", "rfwr_share_of_correct"]]
 
 # %% [markdown]
 # ## Figures

@@ -6,26 +6,25 @@ the target layer's resolution as float16; masks for any alpha/beta are derived f
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import socket
 import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from ..core.records import JudgeSettings, Judgment, RunConfig, RunView
+from .lock import LOCK_FILE, RunDirBusy, RunLock
 from .migrate import migrate
+from .sqlite import RunStoreError, _check_header, _identity, _use_wal, connect
+
+__all__ = ["LOCK_FILE", "RUN_FILE", "SCHEMA_VERSION", "RunDirBusy", "RunLock", "RunStore", "RunStoreError", "connect"]
 
 RUN_FILE = "run.sqlite"
-LOCK_FILE = "run.lock"
 #: 2: typed run record (``run`` / ``view`` config rows, ``judges`` table), ``not_sent`` status.
 #: 3: ``judgments.truncated`` (a text field was cut to the size cap).
 SCHEMA_VERSION = 3
@@ -68,82 +67,6 @@ CREATE TABLE IF NOT EXISTS annotations (
 #: ``PRAGMA application_id`` of a vlmxplain run store ("vlxR"); 0 in stores of vlmxplain < 0.3.
 APPLICATION_ID = 0x766C7852
 _TABLES = {"config", "judges", "samples", "cams", "judgments", "previews", "skipped", "annotations"}
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def _with_path(err: sqlite3.Error, path: Path) -> sqlite3.Error:
-    """The same kind of error, its message prefixed with the database file it concerns."""
-    if str(path) in str(err):
-        return err
-    new = type(err)(f"{path}: {err}")
-    new.__cause__ = err
-    return new
-
-
-class _PathCursor(sqlite3.Cursor):
-    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        try:
-            return super().execute(*args)
-        except sqlite3.Error as err:
-            raise _with_path(err, self.connection.path) from err  # type: ignore[attr-defined]
-
-    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        try:
-            return super().executemany(*args)
-        except sqlite3.Error as err:
-            raise _with_path(err, self.connection.path) from err  # type: ignore[attr-defined]
-
-
-class _PathConnection(sqlite3.Connection):
-    """A connection whose every error names its database file (pandas queries included)."""
-
-    path: Path
-
-    def cursor(self, factory: Any = _PathCursor) -> sqlite3.Cursor:  # type: ignore[override]
-        return super().cursor(factory)
-
-    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        return self.cursor().execute(*args)
-
-    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        return self.cursor().executemany(*args)
-
-    def executescript(self, script: str) -> sqlite3.Cursor:  # type: ignore[override]
-        try:
-            return super().executescript(script)
-        except sqlite3.Error as err:
-            raise _with_path(err, self.path) from err
-
-
-def connect(path: Path, *, readonly: bool = False, wal: bool = True) -> sqlite3.Connection:
-    """Open a SQLite file (``wal``: switch it to WAL mode; ``readonly``: nothing is ever written)."""
-    path = Path(path)
-    try:
-        if readonly:
-            # immutable unless a write-ahead log holds results not yet in the main file (killed run)
-            wal = path.with_name(path.name + "-wal")
-            flags = "mode=ro" if wal.is_file() and wal.stat().st_size > 0 else "mode=ro&immutable=1"
-            uri = f"file:{quote(str(path.resolve()))}?{flags}"
-            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False,
-                                   factory=_PathConnection)
-        else:
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False,
-                                   factory=_PathConnection)
-    except sqlite3.Error as err:
-        raise _with_path(err, path) from err
-    conn.path = path  # type: ignore[attr-defined]
-    if wal and not readonly:
-        _use_wal(conn)
-    return conn
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-
-
-class RunStoreError(ValueError):
-    """A run store that cannot be used as it is (foreign, damaged, newer, deleted); names its file."""
 
 
 def _writable(path: Path) -> bool:
@@ -495,82 +418,3 @@ class RunStore:
         df = pd.read_sql_query(sql + " ORDER BY created", self._conn, params=params)
         df["accept"] = df["accept"].map(lambda v: None if pd.isna(v) else bool(v)).astype(object)
         return df
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _check_header(path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError as err:
-        raise RunStoreError(f"run_dir: cannot read {path}: {err.strerror or err}") from err
-    if head != _SQLITE_MAGIC:
-        raise RunStoreError(f"run_dir: {path} is not a SQLite file (damaged, or not a vlmxplain run store); it was "
-                            "not modified")
-
-
-class RunLock:
-    """One process at a time works on a run directory: an exclusive ``flock`` on
-    ``<run_dir>/run.lock``, released when the work ends or the process dies (no stale locks).
-    Re-entrant within a process. A second process gets :class:`RunDirBusy` at once."""
-
-    _held: dict[str, list] = {}
-    _guard = threading.Lock()
-
-    def __init__(self, run_dir: str | os.PathLike) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
-        self.key = str(self.path.resolve())
-        self._released = False
-        with self._guard:
-            held = self._held.get(self.key)
-            if held is not None:
-                held[1] += 1
-                return
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise PermissionError(f"run_dir: cannot work in {Path(run_dir)} ({err.strerror or err}); a read-only "
-                                      "run can be opened with open_run(), not added to") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                owner = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-                os.close(fd)
-                raise RunDirBusy(f"run_dir: {Path(run_dir)} is in use by {owner}; wait for it to finish or use "
-                                 "another run_dir (two runs on one folder would do all the work twice)") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-            self._held[self.key] = [fd, 1]
-
-    def release(self) -> None:
-        with self._guard:
-            if self._released:
-                return
-            self._released = True
-            held = self._held.get(self.key)
-            if held is None:
-                return
-            held[1] -= 1
-            if held[1] == 0:
-                del self._held[self.key]
-                os.close(held[0])  # closing the descriptor drops the flock
-
-    def __enter__(self) -> "RunLock":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        self.release()
-
-
-class RunDirBusy(RuntimeError):
-    """Another process is working on the run directory."""

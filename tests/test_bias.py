@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vlmxplain import experiments as vxe, metrics as vxm, models as vxmod, viz
+from vlmxplain import experiments as vxe, viz
 from vlmxplain import params as vxp
 from vlmxplain.experiments import bias  # noqa: F401
 from vlmxplain.masks import regions

@@ -12,6 +12,15 @@ pytest_plugins = ["loopback_server"]  # the OpenAI/Gemini wire-protocol test ser
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_judgment_cache(tmp_path_factory):
+    """No test reads or writes the user's judgment cache (a hit from an earlier session would turn
+    a new judgment into a cached one); modules that share one set their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLMXPLAIN_CACHE", str(tmp_path_factory.mktemp("session-cache") / "judgments.sqlite"))
+        yield
+
+
 @pytest.fixture(scope="session")
 def lite0():
     import vlmxplain as vx

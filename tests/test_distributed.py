@@ -25,20 +25,20 @@ def test_shards_on_two_dask_workers_merge_into_the_unsharded_run(client, tmp_pat
     clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
     data = vx.datasets.shapes(24, seed=10)
     run = vx.explain_on_dask(clf, data, shards=4, run_dir=tmp_path / "run", client=client,
-                             judge="offline:groundtruth", batch_size=4)
+                             judge="offline:groundtruth", batch_size=4, cache=False)
     summaries = run.shard_summaries
     assert sorted(tuple(s["shard"]) for s in summaries) == [(k, 4) for k in range(4)]
     assert sum(s["judged"] for s in summaries) == 24
     assert len({s["pid"] for s in summaries}) == 2  # both worker processes took shards
     full = vx.explain(clf, data, run_dir=tmp_path / "full", judge="offline:groundtruth", batch_size=4,
-                      progress=False, verbose=False)
+                      cache=False, progress=False, verbose=False)
     a, b = run.table.sort_values("id"), full.table.sort_values("id")
     assert list(a["id"]) == list(b["id"]) and (a["judge_status"] == "ok").all()
     assert list(a["prediction"]) == list(b["prediction"])
     np.testing.assert_allclose(a["score"].to_numpy(float), b["score"].to_numpy(float), atol=0.02)
 
     again = vx.explain_on_dask(clf, data, shards=4, run_dir=tmp_path / "run", client=client,
-                               judge="offline:groundtruth", batch_size=4)  # a rerun: every shard is done
+                               judge="offline:groundtruth", batch_size=4, cache=False)  # a rerun: every shard is done
     assert all(s["already_done"] == s["total"] and s["cams_computed"] == 0 for s in again.shard_summaries)
     assert len(again.table) == 24
 

@@ -106,8 +106,9 @@ def test_sweep_marks_the_papers_cell_at_its_centre():
     from vlmxplain.experiments.sweep import SweepResult
 
     cells = [(a, b) for a in (15.0, 20.0, 25.0, 30.0) for b in (0.3, 0.4, 0.5, 0.6, 0.7)]
+    rho = np.linspace(0, 1, len(cells))
     table = pd.DataFrame({"alpha": [a for a, _ in cells], "beta": [b for _, b in cells],
-                          "spearman": np.linspace(0, 1, len(cells))})
+                          "spearman": rho, "spearman_ci_low": rho - 0.05, "spearman_ci_high": rho + 0.05})
     fig = plot_sweep_heatmap(SweepResult(table, "spearman", "offline:groundtruth", "ground truth"))
     marker = [ln for ln in fig.axes[0].lines if ln.get_gid() == "paper-setting"]
     assert len(marker) == 1

@@ -153,7 +153,14 @@ def _forward_precision(device: torch.device, autocast: str | None):
     return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[autocast])
 
 
-def _extract_batch(
+def _extract_batch(clf: Classifier, *args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+    """One batch of CAMs, holding the model's lock: while the hooks are registered on the target
+    layer, no other thread's forward pass (an offline judge's) may go through it."""
+    with clf.lock:
+        return _extract_batch_locked(clf, *args, **kwargs)
+
+
+def _extract_batch_locked(
     clf: Classifier, method: CamMethod, images: list[Image.Image], targets: list[int | None], top_k: int,
     method_options: dict, tensors: Sequence[torch.Tensor] | None = None, autocast: str | None = None,
 ) -> tuple[np.ndarray, ...]:

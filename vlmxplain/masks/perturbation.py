@@ -166,7 +166,8 @@ def perturbation_curves(
         if not pending:
             return
         xb = torch.stack(pending).contiguous(memory_format=torch.channels_last)
-        p = torch.softmax(model(xb).float(), dim=1).cpu().numpy()
+        with classifier.lock:  # CAM hooks of a concurrent stage never see this forward pass
+            p = torch.softmax(model(xb).float(), dim=1).cpu().numpy()
         for (i, j), row in zip(slots, p):
             probs[i, j] = row[targets[i]]
         pending.clear()

@@ -120,7 +120,8 @@ def road_scores(classifier: Classifier, images: Sequence[Image.Image], maps: Seq
             x = classifier.batch(images[chunk]).contiguous()
             cams = np.stack([input_saliency(classifier, m, x[0]) for m in maps[chunk]]).astype(np.float32)
             tgt = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets[chunk]]
-            out.append(np.asarray(metric(x, cams, tgt, classifier.model), dtype=np.float64).reshape(-1))
+            with classifier.lock:
+                out.append(np.asarray(metric(x, cams, tgt, classifier.model), dtype=np.float64).reshape(-1))
     return np.concatenate(out) if out else np.empty(0)
 
 

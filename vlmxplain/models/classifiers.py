@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -74,10 +76,17 @@ class Classifier:
         x = torch.stack([self.preprocess(im) for im in images]).to(self.device)
         return x.contiguous(memory_format=torch.channels_last)
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by whoever runs the model (see :func:`model_lock`)."""
+        return model_lock(self.model)
+
     @torch.inference_mode()
     def predict_proba(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Softmax probabilities, N × num_classes."""
-        return torch.softmax(self.model(self.batch(images)).float(), dim=1).cpu().numpy()
+        x = self.batch(images)
+        with self.lock:
+            return torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
 
     def top_k(self, image: Image.Image, k: int = 5) -> list[tuple[int, str, float]]:
         """The k most probable classes of one image as (index, name, probability)."""
@@ -90,6 +99,20 @@ class Classifier:
             f"Classifier(name={self.name!r}, classes={self.num_classes}, input_size={self.input_size}, "
             f"target_layer={self.target_layer_name!r}, reshape={'yes' if self.reshape_transform else 'no'})"
         )
+
+
+_MODEL_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """One lock per model. A streaming run computes CAMs and runs an offline judge's forward passes
+    in different threads: CAM hooks on the target layer must never see another caller's forward."""
+    with _LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -21,6 +21,17 @@ def private_judgment_cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="module")
+def tiny_clf():
+    """An untrained ShapesNet: fast, for tests about bookkeeping, not predictions."""
+    import torch
+
+    from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
+
+    torch.manual_seed(0)
+    return shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+
+
 @pytest.fixture(scope="session")
 def lite0():
     import vlmxplain as vx

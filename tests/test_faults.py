@@ -14,7 +14,6 @@ from loopback_server import HOSTILE_FORMULA, HOSTILE_HTML
 
 import vlmxplain as vx
 from vlmxplain.core.text import TEXT_LIMIT
-from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
 from vlmxplain.viz.html import raw_response_html, sample_card_html
 
 SECRET = "sk-test-FAULTS-1234567890"
@@ -45,14 +44,6 @@ EXPECTED = {
     "formula": ("ok", "=HYPERLINK"),
     "echo_key": ("ok", "your key is ***"),
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_clf():
-    import torch
-
-    torch.manual_seed(0)
-    return shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
 
 
 @pytest.fixture(autouse=True)

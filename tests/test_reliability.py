@@ -15,15 +15,6 @@ import vlmxplain as vx
 from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
 
 
-@pytest.fixture(scope="module")
-def tiny_clf():
-    """An untrained ShapesNet: fast, and these tests are about bookkeeping, not predictions."""
-    import torch
-
-    torch.manual_seed(0)
-    return shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
-
-
 def offline(clf, data, run_dir, **kw):
     return vx.explain(clf, data, judge="offline:faithfulness", run_dir=run_dir, progress=False, verbose=False, **kw)
 

@@ -12,18 +12,9 @@ import pytest
 import vlmxplain as vx
 from vlmxplain.cli import main as cli_main
 from vlmxplain.judges import make_judge
-from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
 from vlmxplain.params import refuse_secret_parameters
 
 KEY = "sk-test-LEAK-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def tiny_clf():
-    import torch
-
-    torch.manual_seed(0)
-    return shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,29 @@
 """Upgrade a run store written by an older vlmxplain in place (results are never dropped)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
+from typing import Iterator
 
 from ..core.defaults import DEFAULT_THRESHOLD
 from ..core.records import ClassifierInfo, DatasetInfo, JudgeSettings, RunConfig, RunView
 
 _V1_KEYS = ("classifier", "classifier_fingerprint", "class_names", "target_layer", "cam", "dataset", "n_samples",
             "alpha", "beta", "judge", "prompt_version", "judge_is_vlm", "threshold", "vlmxplain_version")
+
+
+@contextlib.contextmanager
+def _transaction(c: sqlite3.Connection) -> Iterator[None]:
+    """One migration step, all or nothing (the connection runs in autocommit mode)."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
 
 
 def migrate(c: sqlite3.Connection, path: Path, version: int) -> None:
@@ -26,16 +40,11 @@ def migrate(c: sqlite3.Connection, path: Path, version: int) -> None:
 
 def _v2_to_v3(c: sqlite3.Connection) -> None:
     """Schema 2 → 3: ``judgments.truncated`` (0 for every existing judgment: none was cut)."""
-    c.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(c):
         cols = {r[1] for r in c.execute("PRAGMA table_info(judgments)")}
         if "truncated" not in cols:
             c.execute("ALTER TABLE judgments ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0")
         c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(3),))
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
 
 
 def _v1_to_v2(c: sqlite3.Connection, path: Path) -> None:
@@ -43,8 +52,7 @@ def _v1_to_v2(c: sqlite3.Connection, path: Path) -> None:
     record, and never-sent judgments (an error message prefix in 1) get the ``not_sent`` status."""
     rows = dict(c.execute("SELECT key, value FROM config").fetchall())
     old = {k: json.loads(rows[k]) if k in rows else None for k in _V1_KEYS}
-    c.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(c):
         if old["classifier_fingerprint"] is not None:
             config = RunConfig(
                 classifier=ClassifierInfo(name=old["classifier"], fingerprint=old["classifier_fingerprint"],
@@ -60,7 +68,3 @@ def _v1_to_v2(c: sqlite3.Connection, path: Path) -> None:
         c.executemany("DELETE FROM config WHERE key = ?", [(k,) for k in _V1_KEYS])
         c.execute("UPDATE judgments SET status = 'not_sent' WHERE status = 'failed' AND error LIKE 'not sent:%'")
         c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(2),))
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")

@@ -260,8 +260,7 @@ class VLMJudge(Judge):
         behind a proxy (``HTTPS_PROXY``/``ALL_PROXY``), which decides where requests go."""
         if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
             return None
-        own = getattr(self, "_base_url", None)
-        url = (own() if callable(own) else self.options.base_url) or next(
+        url = self._configured_url() or next(
             (os.environ[v] for v in self.base_url_env if os.environ.get(v)), self.default_url)
         parts = urlsplit(url)
         if not parts.hostname:
@@ -279,11 +278,14 @@ class VLMJudge(Judge):
     def _stop_reason(self, fatal: list[CallError]) -> str:
         return f"an earlier request failed with {fatal[0].reason()}" if fatal else "judging was stopped"
 
+    def _configured_url(self) -> str | None:
+        """The server URL given in the spec or options (None: the SDK's environment or default)."""
+        own = getattr(self, "_base_url", None)
+        return own() if callable(own) else self.options.base_url
+
     def endpoint(self) -> str:
         """The URL requests go to (never a credential: URLs carrying one are refused)."""
-        own = getattr(self, "_base_url", None)
-        url = own() if callable(own) else self.options.base_url
-        return url or "the provider's default URL"
+        return self._configured_url() or "the provider's default URL"
 
     def fatal_hint(self, err: CallError) -> str:
         """What to fix after a fatal reply: the key, the model or the URL."""

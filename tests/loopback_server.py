@@ -1,7 +1,8 @@
 """A loopback HTTP server speaking the OpenAI and Gemini wire protocols, for tests and benchmarks.
 
 It answers ``POST .../chat/completions`` (OpenAI, OpenAI-compatible) and
-``POST /{api_version}/models/{model}:generateContent`` (Gemini) on 127.0.0.1, so the real
+``POST /{api_version}/models/{model}:generateContent`` (Gemini) on 127.0.0.1 — and the providers'
+batch endpoints (OpenAI Files + Batches, Gemini batch jobs: ``server.batch``, tests/loopback_batch.py) — so the real
 ``openai`` and ``google-genai`` clients can be exercised over real HTTP. It records every request
 (decoded JSON, prompt text, decoded images, headers, arrival/response times, in-flight count),
 can add latency, and injects faults by rule::
@@ -46,6 +47,7 @@ from typing import Any
 from collections.abc import Callable, Iterator
 
 import pytest
+from loopback_batch import BatchState
 
 FAULTS = ("ok", "429", "500", "503", "401", "403", "404", "hold", "slow", "truncated", "truncated_stop", "schema", "out_of_range",
           "fenced", "chatty", "refusal", "empty", "broken_body", "drop", "reset", "hang", "html_error", "non_json",
@@ -123,6 +125,7 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.batch = BatchState(self)  # the batch endpoints' jobs and files (tests/loopback_batch.py)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> LoopbackServer:
@@ -247,6 +250,47 @@ def _parse_gemini(body: dict) -> tuple[str, list[bytes]]:
     return "\n".join(texts), images
 
 
+def answer_content(fault: str, rec: "RecordedRequest", score: int) -> tuple[str | None, str]:
+    """The answer text and finish reason of a reply with ``fault`` (``ok``: a valid judgment).
+    Shared by synchronous replies and batch results."""
+    answer = json.dumps(_answer(score))
+    content: str | None = answer
+    finish = "stop"
+    if fault == "truncated":
+        content, finish = answer[: len(answer) // 2], "length"
+    elif fault == "truncated_stop":
+        content = answer[: len(answer) // 2]
+    elif fault == "schema":
+        content = json.dumps({"description": "a dog", "score": 4})
+    elif fault == "out_of_range":
+        content = json.dumps({**_answer(3), "score": 9})
+    elif fault == "fenced":
+        content = f"```json\n{answer}\n```"
+    elif fault == "chatty":
+        content = f"Sure! Here is my assessment of the attention map:\n{answer}\nLet me know if you need more."
+    elif fault == "refusal":
+        content, finish = None, "refusal"
+    elif fault == "empty":
+        content, finish = None, "empty"
+    elif fault == "null_content":
+        content = None
+    elif fault == "wrong_schema":
+        content = json.dumps([{"description": "a dog"}, 3])
+    elif fault == "non_numeric":
+        content = json.dumps({**_answer(3), "score": "four"})
+    elif fault == "negative":
+        content = json.dumps({**_answer(3), "score": -2})
+    elif fault == "huge":
+        content = json.dumps({**_answer(3), "description": "a dog " * 500_000})
+    elif fault in ("html_text", "control", "formula"):
+        text = {"html_text": HOSTILE_HTML, "control": HOSTILE_CONTROL, "formula": HOSTILE_FORMULA}[fault]
+        content = json.dumps({"description": text, "justification": f"-{text}", "score": 3})
+    elif fault == "echo_key":
+        content = json.dumps({**_answer(3), "description": f"your key is {rec.api_key}",
+                              "justification": f"auth: Bearer {rec.api_key}"})
+    return content, finish
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: LoopbackServer
     protocol_version = "HTTP/1.1"
@@ -257,6 +301,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         """``GET /_stats``: request count and concurrency, for a server in another process."""
+        if self.owner.batch.handle(self, "GET"):
+            return
         if self.path != "/_stats":
             return self._send(404, {"error": {"message": f"no route for {self.path}"}})
         server = self.owner
@@ -270,6 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         if len(raw) < length:  # the client went away mid-request (killed): nothing was asked
             self.close_connection = True
+            return
+        if self.owner.batch.handle(self, "POST", raw):  # Files / Batches / batch jobs
             return
         path = self.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -356,41 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "non_json":
             rec.status, rec.responded = 200, time.monotonic()
             return self._send(200, None, raw=b"OK", content_type="text/plain")
-        answer = json.dumps(_answer(self.owner._score(rec)))
-        content: str | None = answer
-        finish = "stop"
-        if fault == "truncated":
-            content, finish = answer[: len(answer) // 2], "length"
-        elif fault == "truncated_stop":
-            content = answer[: len(answer) // 2]
-        elif fault == "schema":
-            content = json.dumps({"description": "a dog", "score": 4})
-        elif fault == "out_of_range":
-            content = json.dumps({**_answer(3), "score": 9})
-        elif fault == "fenced":
-            content = f"```json\n{answer}\n```"
-        elif fault == "chatty":
-            content = f"Sure! Here is my assessment of the attention map:\n{answer}\nLet me know if you need more."
-        elif fault == "refusal":
-            content, finish = None, "refusal"
-        elif fault == "empty":
-            content, finish = None, "empty"
-        elif fault == "null_content":
-            content = None
-        elif fault == "wrong_schema":
-            content = json.dumps([{"description": "a dog"}, 3])
-        elif fault == "non_numeric":
-            content = json.dumps({**_answer(3), "score": "four"})
-        elif fault == "negative":
-            content = json.dumps({**_answer(3), "score": -2})
-        elif fault == "huge":
-            content = json.dumps({**_answer(3), "description": "a dog " * 500_000})
-        elif fault in ("html_text", "control", "formula"):
-            text = {"html_text": HOSTILE_HTML, "control": HOSTILE_CONTROL, "formula": HOSTILE_FORMULA}[fault]
-            content = json.dumps({"description": text, "justification": f"-{text}", "score": 3})
-        elif fault == "echo_key":
-            content = json.dumps({**_answer(3), "description": f"your key is {rec.api_key}",
-                                  "justification": f"auth: Bearer {rec.api_key}"})
+        content, finish = answer_content(fault, rec, self.owner._score(rec))
         usage = (100 + len(rec.text) // 4 + 85 * len(rec.images), max(1, len(content or "") // 4))
         rec.usage = usage
         build = self._gemini_payload if rec.protocol == "gemini" else self._openai_payload

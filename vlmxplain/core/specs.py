@@ -16,7 +16,8 @@ The grammar:
   ``<timm model name>`` (or ``timm:<name>``) | ``torchvision:<name>`` | ``hf:<folder or model type>``,
   each optionally followed by ``,checkpoint=...,num_classes=...,classes=[...]`` | a ``.pt``/``.pth``
   ShapesNet checkpoint path.
-* judge: ``<provider>:<model>`` with ``openai-compatible:<model>@<base_url>``.
+* judge: ``<provider>:<model>`` with ``openai-compatible:<model>@<base_url>``; ``openai-batch:<model>`` and
+  ``gemini-batch:<model>`` judge through the providers' batch APIs.
 """
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ OFFLINE_MODEL_NAMES = ("efficientnet_lite0", "efficientnet-lite0", "tf_efficient
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 SHORTCUT_CLASSES = ("circle", "square", "triangle")
 #: Judge providers (each has a backend registered in :mod:`vlmxplain.judges`).
-JUDGE_PROVIDERS = ("offline", "openai", "gemini", "openai-compatible")
+JUDGE_PROVIDERS = ("offline", "openai", "gemini", "openai-compatible", "openai-batch", "gemini-batch")
+#: Providers judged through a provider batch API, and the API whose requests and replies they share.
+BATCH_PROVIDERS = {"openai-batch": "openai", "gemini-batch": "gemini"}
 #: Providers whose spec carries a server URL after ``@``.
 URL_PROVIDERS = ("openai-compatible",)
 
@@ -304,6 +307,16 @@ class JudgeSpec:
     @property
     def is_offline(self) -> bool:
         return self.provider == "offline"
+
+    @property
+    def is_batch(self) -> bool:
+        """Judged through a provider batch API (``openai-batch:``, ``gemini-batch:``): half price, asynchronous."""
+        return self.provider in BATCH_PROVIDERS
+
+    @property
+    def api_provider(self) -> str:
+        """The API whose requests and replies this judge uses (``openai`` for ``openai-batch``)."""
+        return BATCH_PROVIDERS.get(self.provider, self.provider)
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.model}" + (f"@{self.base_url}" if self.base_url else "")

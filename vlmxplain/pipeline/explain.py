@@ -34,6 +34,8 @@ from ..datasets import Dataset, from_list
 from ..judges import Judge, make_judge
 from ..models.classifiers import Classifier, load_classifier
 from ..store import JudgmentCache, Run, RunStore
+from ..store.batch_jobs import BatchJobs
+from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
 from .stages import ExplainSummary, Stream
 from .versions import library_versions
 
@@ -161,6 +163,11 @@ def explain(
     (by a stable hash of the sample id) into this run directory; :func:`~vlmxplain.merge_runs`
     joins the shards' stores into one run.
 
+    A batch judge (``openai-batch:<model>``, ``gemini-batch:<model>``) submits the pending
+    judgments as provider jobs and returns at once (``run.last_summary.batch``); calling ``explain``
+    again, or :func:`~vlmxplain.sync`, polls them and collects the answers (see
+    :mod:`vlmxplain.pipeline.batch`).
+
     If the judge's provider refuses a request (a bad key, model or URL: HTTP 401/403/404),
     nothing more is sent; the summary says what to fix, and the next call judges the refused
     and never-sent samples.
@@ -216,7 +223,14 @@ def explain(
     )
     for entry in dataset.skipped_entries:  # entries of the source that are not samples (e.g. a FIFO)
         store.add_skipped(entry.id, entry.path, entry.reason)
+    batch = BatchProgress() if is_batch(the_judge) else None
+    if batch is not None:  # poll the run's jobs first: ingest what finished, never resubmit what is in flight
+        clear_spool(run_dir)
+        with open_cache(cache) as judgment_cache:
+            collect(store, the_judge, judgment_cache, batch)
     done = store.judged_ids(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
+    if batch is not None:
+        done |= BatchJobs(store).in_flight_ids(the_judge.id, the_judge.prompt_version, alpha, beta)
     skipped_before = store.skipped_ids()
     have_cam = store.cam_ids()
     pending = [i for i, r in refs.items() if r.id not in done and r.id not in skipped_before]
@@ -237,7 +251,11 @@ def explain(
 
     with lock, _judging(the_judge, cache) as judgment_cache, bar:
         depth = max(batch_size, the_judge.concurrency)
-        stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth)
+        if batch is None:
+            stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth)
+        else:
+            stream = BatchStream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth,
+                                 progress=batch)
         loaded, with_cams, requests = (queue.Queue(maxsize=2 * batch_size), queue.Queue(maxsize=2 * batch_size),
                                        queue.Queue(maxsize=depth))
         encoders = [encode_workers()]
@@ -250,7 +268,8 @@ def explain(
         stream.spawn("judge", stream.judging, requests)
         stream.write_all()
     summary.skipped = len(store.skipped_ids())
-    summary.not_sent = len(pending) - summary.processed - (summary.skipped - skipped_count)
+    summary.not_sent = len(pending) - summary.processed - summary.submitted - (summary.skipped - skipped_count)
+    summary.batch = batch
     if stream.stopped is not None:
         summary.problem = str(stream.stopped)
     summary.seconds = time.perf_counter() - t0

@@ -59,12 +59,14 @@ class ExplainSummary:
     rejected: int = 0
     not_sent: int = 0
     no_attention: int = 0
+    submitted: int = 0  # batch judges: requests submitted as provider jobs (answered later)
     already_done: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     seconds: float = 0.0
     problem: str | None = None  # why judging stopped early, and what to fix
     stages: dict[str, int] = field(default_factory=dict)  # items through each stage
+    batch: Any = None  # batch judges: where the run's provider jobs stand (pipeline.batch.BatchProgress)
 
     def __str__(self) -> str:
         text = (
@@ -74,9 +76,13 @@ class ExplainSummary:
         )
         if self.no_attention:
             text += f", {self.no_attention} blank maps not sent (no attention)"
+        if self.submitted:
+            text += f", {self.submitted} submitted as batch jobs"
         if self.rejected or self.not_sent:
             text += f", {self.rejected} refused, {self.not_sent} never sent"
         text += f"; tokens {self.input_tokens} in / {self.output_tokens} out; {self.seconds:.1f} s"
+        if self.batch is not None:
+            text += f"\n{self.batch}"
         if self.problem:
             text += (f"\nstopped: {self.problem}. Fix it and call explain() again: the refused and never-sent "
                      "samples are judged then")

@@ -68,3 +68,17 @@ def _v1_to_v2(c: sqlite3.Connection, path: Path) -> None:
         c.executemany("DELETE FROM config WHERE key = ?", [(k,) for k in _V1_KEYS])
         c.execute("UPDATE judgments SET status = 'not_sent' WHERE status = 'failed' AND error LIKE 'not sent:%'")
         c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(2),))
+
+
+def ensure_tables(c: sqlite3.Connection, schema: str, table: str) -> bool:
+    """Add optional tables (``CREATE TABLE IF NOT EXISTS`` statements in ``schema``) to a run store
+    in one transaction, unless ``table`` already exists; the schema version does not change (a
+    store without them reads as before). Returns whether ``table`` exists afterwards."""
+    def exists() -> bool:
+        return c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+    if not exists():
+        with _transaction(c):
+            for statement in filter(str.strip, schema.split(";")):
+                c.execute(statement)
+    return exists()

@@ -20,6 +20,7 @@ from ..core.quadrants import QuadrantSummary, quadrant_column, quadrant_summary
 from ..core.records import RunConfig, RunView
 from ..core.text import csv_safe
 from ..masks.judge_input import JudgeInput, make_judge_input
+from .batch_jobs import BatchJobs
 from .metrics_table import with_metrics
 from .mislabel import mislabel_suspects
 from .run_store import RunStore
@@ -149,6 +150,11 @@ class Run:
     def judgments(self) -> pd.DataFrame:
         """Every judgment in the run (all judges, alphas and betas)."""
         return self.store.judgments()
+
+    def batch_jobs(self) -> pd.DataFrame:
+        """The run's provider batch jobs (``openai-batch:``/``gemini-batch:`` judges): one row per job
+        with its state and its requests counted as in_flight / judged / failed / resubmit."""
+        return BatchJobs(self.store).table()
 
     def acceptance_rate(self) -> float | None:
         """Share of judged samples with a valid judgment (None before any judgment)."""

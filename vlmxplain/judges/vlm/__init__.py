@@ -9,7 +9,8 @@ Specs (parsed by :class:`vlmxplain.core.specs.JudgeSpec`)::
 Options (all optional, see :class:`VLMOptions`): ``input_kind`` (masked | overlay | both),
 ``image_size`` (512), ``detail``, ``temperature`` (0), ``template``, ``concurrency`` (8),
 ``rpm``, ``tpm``, ``timeout`` (120 s), ``max_retries`` (4), ``max_output_tokens``, ``base_url``,
-and ``api_key`` (never stored or shown). :func:`estimate_cost` prices a run before it starts;
+and ``api_key`` (never stored or shown). ``openai-batch:<model>`` / ``gemini-batch:<model>`` judge
+through the providers' batch APIs (:mod:`.batch`; options also :class:`BatchOptions`). :func:`estimate_cost` prices a run before it starts;
 :func:`usage_cost` prices recorded token usage (``Run.cost()``).
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from ...core.specs import JudgeSpec
 from ..registry import register_judge
+from .batch import BatchJudge, BatchOptions
+from .batch_apis import GeminiBatchAPI, OpenAIBatchAPI
 from .core import CallError, Reply, VLMJudge
 from .options import VLMOptions
 from .cost import PRICES, CostEstimate, ModelPrice, actual_cost, estimate_cost, usage_cost
@@ -28,7 +31,7 @@ from .parsing import ParseFailure, parse_judge_text
 from .prompts import PAPER_RUBRIC, PromptTemplate
 
 __all__ = [
-    "CallError", "CostEstimate", "GeminiJudge", "MissingKeyError", "ModelPrice", "OpenAICompatibleJudge",
+    "BatchJudge", "BatchOptions", "CallError", "CostEstimate", "GeminiJudge", "MissingKeyError", "ModelPrice", "OpenAICompatibleJudge",
     "OpenAIJudge", "PAPER_RUBRIC", "PRICES", "ParseFailure", "PromptTemplate", "Reply", "VLMJudge",
     "VLMOptions", "actual_cost", "estimate_cost", "parse_judge_text", "usage_cost",
 ]
@@ -47,3 +50,13 @@ def _gemini(spec: JudgeSpec, classifier: Any = None, **options: Any) -> GeminiJu
 @register_judge("openai-compatible")
 def _openai_compatible(spec: JudgeSpec, classifier: Any = None, **options: Any) -> OpenAICompatibleJudge:
     return OpenAICompatibleJudge(spec, **options)
+
+
+@register_judge("openai-batch")
+def _openai_batch(spec: JudgeSpec, classifier: Any = None, **options: Any) -> BatchJudge:
+    return BatchJudge(spec, OpenAIJudge, OpenAIBatchAPI, **options)
+
+
+@register_judge("gemini-batch")
+def _gemini_batch(spec: JudgeSpec, classifier: Any = None, **options: Any) -> BatchJudge:
+    return BatchJudge(spec, GeminiJudge, GeminiBatchAPI, **options)

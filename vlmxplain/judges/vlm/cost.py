@@ -42,8 +42,23 @@ class ModelPrice(BaseModel):
     image_tile: int = 170  # tile: per 512-px tile (openai) or per 768-px tile (gemini: 258)
     patch_multiplier: float = 1.0
     flat_tokens: int = 0  # image == "flat": tokens per image (local servers vary)
+    #: batch-API prices (USD / 1M tokens); None: :data:`BATCH_DISCOUNT` × the standard price
+    batch_input_per_mtok: float | None = None
+    batch_output_per_mtok: float | None = None
     note: str = ""
 
+    def per_mtok(self, batch: bool = False) -> tuple[float, float]:
+        """(input, output) USD per 1M tokens, at the batch-API rate when ``batch``."""
+        if not batch:
+            return self.input_per_mtok, self.output_per_mtok
+        return (self.input_per_mtok * BATCH_DISCOUNT if self.batch_input_per_mtok is None else self.batch_input_per_mtok,
+                self.output_per_mtok * BATCH_DISCOUNT if self.batch_output_per_mtok is None
+                else self.batch_output_per_mtok)
+
+
+#: The providers' batch APIs (OpenAI Batch, Gemini Batch Mode) charge half the standard price; a
+#: price with ``batch_input_per_mtok``/``batch_output_per_mtok`` set overrides it per model.
+BATCH_DISCOUNT = 0.5
 
 #: Built-in price table (USD / 1M tokens, standard tier). Override per call with ``prices=``.
 PRICES: dict[str, ModelPrice] = {
@@ -117,8 +132,8 @@ def image_tokens(price: ModelPrice, width: int, height: int, detail: str | None 
 def cost_usd(price: ModelPrice | None, input_tokens: float, output_tokens: float, batch: bool = False) -> float | None:
     if price is None:
         return None
-    usd = (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
-    return usd * (0.5 if batch else 1.0)
+    per_in, per_out = price.per_mtok(batch)
+    return (input_tokens * per_in + output_tokens * per_out) / 1e6
 
 
 @dataclass
@@ -163,7 +178,7 @@ def estimate_cost(
 
     ``judge`` is a spec string or a built VLM judge (whose options are then used). ``image_shape``
     ``(width, height)`` of the source images gives the aspect ratio (default square);
-    ``batch=True`` applies the providers' half-price batch rate.
+    ``batch=True`` (implied by an ``openai-batch:``/``gemini-batch:`` judge) applies the batch-API price.
     """
     if isinstance(data_or_n, (bool, str, bytes)) or not (isinstance(data_or_n, int) or hasattr(data_or_n, "__len__")):
         raise TypeError(f"data_or_n must be a number of samples or a sized dataset, got {type(data_or_n).__name__}")
@@ -172,9 +187,11 @@ def estimate_cost(
         raise ValueError(f"data_or_n must be >= 0, got {n}")
     if isinstance(getattr(judge, "options", None), VLMOptions):  # a built VLM judge
         spec, opts, provider, model = judge.id, judge.options, judge.provider, judge.model
+        batch = batch or JudgeSpec.parse(judge.id).is_batch
     else:
         parsed = JudgeSpec.parse(judge)
-        spec, provider, model = str(parsed), parsed.provider, parsed.model
+        spec, provider, model = str(parsed), parsed.api_provider, parsed.model
+        batch = batch or parsed.is_batch
         overrides = {k: v for k, v in dict(image_size=image_size, detail=detail, input_kind=input_kind,
                                            template=template).items() if v is not None}
         opts = VLMOptions(**overrides)
@@ -222,10 +239,13 @@ def usage_cost(judge: str, requests: int, input_tokens: int, output_tokens: int,
     """Cost of recorded usage of the judge spec ``judge`` (priced as :func:`estimate_cost` prices it:
     local OpenAI-compatible servers are free unless ``prices`` names the model; offline judges are free)."""
     parsed = JudgeSpec.parse(judge)
-    provider, model = parsed.provider, parsed.model
+    provider, model = parsed.api_provider, parsed.model
     if provider == "offline":
         return CostEstimate(judge, 0, 0, 0, 0.0, assumptions=["offline judge: no API calls"])
     price = _price_for(provider, model, prices)
     notes = [] if price else [f"no price for model {model!r}: pass prices={{{model!r}: {{...}}}}"]
+    if parsed.is_batch:
+        batch = True
+        notes.append("batch API price")
     tin, tout = int(input_tokens), int(output_tokens)
     return CostEstimate(judge, int(requests), tin, tout, cost_usd(price, tin, tout, batch), assumptions=notes)

@@ -12,8 +12,9 @@ A test controls how jobs progress (``server.batch``)::
     server.batch.plan = ["expired"]        # outcomes of the next new jobs, in order, then ``outcome``
     server.batch.polls_to_finish = 1       # polls that still see it in progress
     server.batch.answered_before_expiry = 2  # an expired job's partial output
-    server.batch.malformed = 1             # the first output lines of a job are unreadable
+    server.batch.malformed = 1             # the last output lines of a job are unreadable
     server.batch.create_hold = 5.0         # a creation's reply is held (the job exists already)
+    server.batch.upload_hold = 5.0         # an upload's reply is held (no file, no job yet)
     server.batch.finish(outcome="completed")  # finish every job in progress now
 
 Each request line's answer is the synchronous server's (same rules and faults: a rule with fault
@@ -67,7 +68,9 @@ class BatchState:
         self.answered_before_expiry = 0
         self.malformed = 0
         self.create_hold = 0.0
+        self.upload_hold = 0.0
         self.created = threading.Event()  # set when a job exists (before a held reply is sent)
+        self.uploading = threading.Event()  # set when an upload arrived (before a held reply, no file kept)
         self.release = threading.Event()  # ends a create_hold early
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -128,6 +131,10 @@ class BatchState:
 
     # -- OpenAI ----------------------------------------------------------------------------------
     def _upload(self, h: Any, q: dict, raw: bytes) -> tuple:
+        if self.upload_hold:  # the client dies waiting: the upload never completes
+            self.uploading.set()
+            self.release.wait(self.upload_hold)
+            return 500, {"error": {"message": "upload interrupted"}}, None
         msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
             b"Content-Type: " + h.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
         parts = {p.get_param("name", header="content-disposition"): p for p in msg.iter_parts()}
@@ -284,7 +291,7 @@ class BatchState:
             job["_state"] = _GSTATE[outcome]
             out = []
             for k, (line, status, body) in enumerate(results):
-                meta = {} if k < self.malformed else {"custom_id": line.custom_id}
+                meta = {} if k >= len(results) - self.malformed else {"custom_id": line.custom_id}
                 out.append({"response": body, "metadata": meta} if status == 200 else
                            {"error": {"code": status, "message": body["error"]["message"]}, "metadata": meta})
             job["_output"] = out
@@ -294,8 +301,8 @@ class BatchState:
         output = [json.dumps({"id": f"batch_req_{k}", "custom_id": ln.custom_id, "error": None,
                               "response": {"status_code": 200, "request_id": f"req_{k}", "body": b}})
                   for k, (ln, b) in enumerate(ok)]
-        output = [f'{{"custom_id": "{ln.custom_id[:6]}' if k < self.malformed else x
-                  for k, (x, (ln, _)) in enumerate(zip(output, ok))]
+        cut = len(output) - self.malformed  # the last lines are unreadable
+        output = [f'{{"custom_id": "{ln.custom_id[:6]}' if k >= cut else x for k, (x, (ln, _)) in enumerate(zip(output, ok))]
         errors = [json.dumps({"id": f"batch_req_e{k}", "custom_id": ln.custom_id, "error": None,
                               "response": {"status_code": s, "request_id": f"req_e{k}", "body": b}})
                   for k, (ln, s, b) in enumerate(bad)]

@@ -330,3 +330,21 @@ def test_jobs_table_records_what_a_job_carries(tiny_clf, tmp_path):
     sent = {json.loads(line)["custom_id"] for f in server.batch.files.values() if f["purpose"] == "batch"
             for line in f["bytes"].decode().splitlines()}
     assert sent == {r[0] for r in reqs} and math.isclose(run.alpha, 20)
+
+
+def test_rejudge_with_a_batch_judge_submits_from_the_store_and_sync_collects(tiny_clf, tmp_path):
+    data = vx.datasets.shapes(4, seed=18)
+    run = vx.explain(tiny_clf, data, judge="offline:groundtruth", run_dir=tmp_path / "r", progress=False,
+                     verbose=False)
+    with LoopbackServer() as server:
+        server.batch.outcome = None
+        spec = batch_judge("openai", server)
+        run = vx.rejudge(run, judge=spec["judge"], judge_options=spec["judge_options"], beta=0.5, progress=False)
+        assert run.last_summary.submitted == 4 and run.view.judge.judge == spec["judge"] and run.beta == 0.5
+        assert (run.table["judge_status"] == "pending").all()
+        vx.rejudge(run, judge=spec["judge"], judge_options=spec["judge_options"], beta=0.5, progress=False)
+        assert len(server.batch.lines) == 4  # in flight: not submitted twice
+        server.batch.finish("completed")
+        run = vx.sync(tmp_path / "r", verbose=False)
+    assert run.last_summary.judged == 4 and (run.table["judge_status"] == "ok").all()
+    assert (run.table_for(judge="offline:groundtruth", beta=0.6)["judge_status"] == "ok").all()  # the offline view kept

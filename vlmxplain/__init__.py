@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "JudgmentCache": "store.cache", "RunStore": "store.run_store", "Run": "store.run", "open_run": "store.run",
     "merge_runs": "store.merge", "explain_on_dask": "pipeline.distributed",
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
-    "sync": "pipeline.batch",
+    "sync": "pipeline.sync",
     "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
     "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity", "mislabel_report": "metrics.mislabel",
     # figures and panels

@@ -12,24 +12,20 @@ moment a process dies at: a job's *intent* (a fresh nonce and the samples it car
 before the job is created and the nonce travels with the job (metadata / display name); a resumed
 run whose intent has no job id lists the provider's jobs and adopts the one with its nonce,
 or — if the provider never got it — drops the intent and asks those samples again.
+:func:`~vlmxplain.pipeline.sync.sync` collects an opened run without the dataset.
 """
 from __future__ import annotations
 
 import contextlib
-import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..judges import make_judge
 from ..judges.base import Stopped
 from ..judges.vlm.batch import BatchJudge, SubmitError, request_line
 from ..judges.vlm.core import CallError
-from ..judges.vlm.options import VLMOptions
-from ..judges.vlm.prompts import PAPER_RUBRIC
-from ..store import JudgmentCache, Run, RunStore, open_run
+from ..store import JudgmentCache, RunStore
 from ..store.batch_jobs import BatchJobs
 from .stages import END, Stream
 
@@ -274,108 +270,3 @@ def clear_spool(run_dir: Path) -> None:
     if spool.is_dir():
         for path in spool.glob("*.jsonl"):
             path.unlink(missing_ok=True)
-
-
-# -- sync: the pipeline entry point for an opened run ----------------------------------------------
-
-def judge_from_record(run: Run, judge_options: dict | None = None) -> BatchJudge:
-    """The run's current batch judge, rebuilt from its recorded settings (the key from the
-    environment); ``judge_options`` override recorded options."""
-    settings = run.view.judge
-    recorded = dict(settings.options)
-    options = {k: recorded[k] for k in VLMOptions.model_fields if k in recorded and k != "template"}
-    options.update({k: recorded[k] for k in ("max_requests_per_job", "max_bytes_per_job", "poll_interval",
-                                             "completion_window", "max_wait") if k in recorded})
-    if recorded.get("template", PAPER_RUBRIC.name) != PAPER_RUBRIC.name and "template" not in (judge_options or {}):
-        raise ValueError(f"judge: {run.run_dir} was judged with the prompt template {recorded['template']!r}; pass "
-                         "judge_options={'template': ...} to sync it")
-    options.update(judge_options or {})
-    judge = make_judge(settings.judge, **options)
-    if not is_batch(judge):
-        judge.close()
-        raise ValueError(f"judge: the run's judge {settings.judge!r} is not a batch judge (openai-batch:, gemini-batch:)")
-    if judge.prompt_version != settings.prompt_version:
-        judge.close()
-        raise ValueError(f"judge: these options ask another question than the run's ({judge.prompt_version!r} vs "
-                         f"{settings.prompt_version!r}); pass the run's judge_options")
-    return judge
-
-
-def submit_from_store(run: Run, judge: BatchJudge, ids: list[str], alpha: float, beta: float,
-                      cache: JudgmentCache | None, progress: BatchProgress) -> BatchStream:
-    """Submit ``ids`` from their stored CAMs and previews (no dataset, no classifier)."""
-    import queue
-
-    from tqdm.auto import tqdm
-
-    from .stages import ExplainSummary
-
-    summary = ExplainSummary(total=len(ids))
-    with tqdm(total=len(ids), disable=True) as bar:
-        stream = BatchStream(run.store, judge, cache, alpha, beta, summary, bar, depth=32, progress=progress)
-        todo, requests = queue.Queue(maxsize=32), queue.Queue(maxsize=32)
-        encoders = [max(1, min(4, os.cpu_count() or 1))]  # as explain's encode stage
-
-        def source() -> None:
-            for sid in ids:
-                stream.put(todo, sid)
-            for _ in range(encoders[0]):
-                stream.put(todo, END)
-
-        def work(sid: str):
-            with stream.store_lock:
-                return run.judge_input(sid, alpha, beta)
-
-        stream.spawn("source", source)
-        for k in range(encoders[0]):
-            stream.spawn(f"encode-{k}", stream.encode, todo, requests, work, encoders)
-        stream.spawn("judge", stream.judging, requests)
-        stream.write_all()
-    return stream
-
-
-def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | None = None,
-         timeout: float | None = None, judge_options: dict | None = None,
-         cache: JudgmentCache | str | Path | bool = True, verbose: bool = True) -> Run:
-    """Collect a batch run: poll its jobs, ingest finished results, submit again the samples of
-    expired, failed or cancelled jobs (and any sample with a CAM that was never submitted); with
-    ``wait``, repeat every ``poll_interval`` s (default: the judge's) until nothing is in flight
-    or ``timeout`` s have passed. Returns the run; ``run.last_summary`` is the
-    :class:`BatchProgress`. The key comes from the environment, as for ``explain``."""
-    run = run if isinstance(run, Run) else open_run(run)
-    view, store = run.view, run.store
-    judge = judge_from_record(run, judge_options)
-    interval = judge.batch_options.poll_interval if poll_interval is None else float(poll_interval)
-    start = time.monotonic()
-    lock = store.lock()
-    total = BatchProgress()
-    try:
-        with lock, open_cache(cache) as judgment_cache:
-            clear_spool(store.run_dir)
-            while True:
-                p = collect(store, judge, judgment_cache)
-                done = store.judged_ids(judge.id, judge.prompt_version, view.alpha, view.beta)
-                busy = BatchJobs(store).in_flight_ids(judge.id, judge.prompt_version, view.alpha, view.beta)
-                ids = sorted(store.cam_ids() - done - busy - store.skipped_ids())
-                if ids:
-                    stream = submit_from_store(run, judge, ids, view.alpha, view.beta, judgment_cache, p)
-                    if stream.stopped is not None:
-                        p.problems.append(f"stopped: {stream.stopped}")
-                _accumulate(total, p)
-                if not wait or p.in_flight == 0 or (timeout is not None and time.monotonic() - start >= timeout):
-                    break
-                time.sleep(interval)
-    finally:
-        judge.close()
-    run.last_summary = total
-    if verbose:
-        print(f"vlmxplain: {total}")
-    return run
-
-
-def _accumulate(total: BatchProgress, p: BatchProgress) -> None:
-    """Counts over every poll of one :func:`sync`; in-flight figures are the latest poll's."""
-    for name in ("submitted", "jobs_submitted", "judged", "failed", "resubmit", "adopted", "abandoned", "unreadable"):
-        setattr(total, name, getattr(total, name) + getattr(p, name))
-    total.in_flight, total.jobs_in_flight = p.in_flight, p.jobs_in_flight
-    total.problems = [*total.problems, *p.problems][-20:]

@@ -12,6 +12,8 @@ from ..core.records import RunView
 from ..judges import Judge, NeedsClassifier, make_judge
 from ..models import Classifier, resolve_classifier
 from ..store import JudgmentCache, Run
+from ..store.batch_jobs import BatchJobs
+from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
 from .explain import _judging, encode_workers
 from .stages import END, ExplainSummary, Stream
 
@@ -51,13 +53,23 @@ def rejudge(
     store = run.store
     lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)
     store.record_judge(the_judge.settings())
-    ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b))
+    batch = BatchProgress() if is_batch(the_judge) else None
+    busy: set[str] = set()
+    if batch is not None:  # a batch judge submits jobs and returns: collect what finished, never resubmit
+        clear_spool(store.run_dir)
+        with open_cache(cache) as judgment_cache:  # under the lock taken above
+            collect(store, the_judge, judgment_cache, batch)
+        busy = BatchJobs(store).in_flight_ids(the_judge.id, the_judge.prompt_version, a, b)
+    ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b) - busy)
     summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
     bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
                unit="img", disable=not progress)
     with lock, _judging(the_judge, cache) as judgment_cache, bar:
         depth = max(32, the_judge.concurrency)
-        stream = Stream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth)
+        if batch is None:
+            stream = Stream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth)
+        else:
+            stream = BatchStream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth, progress=batch)
         todo, requests = queue.Queue(maxsize=depth), queue.Queue(maxsize=depth)
         encoders = [encode_workers()]
 
@@ -78,7 +90,8 @@ def rejudge(
             stream.spawn(f"encode-{k}", stream.encode, todo, requests, work, encoders)
         stream.spawn("judge", stream.judging, requests)
         stream.write_all()
-    summary.not_sent = len(ids) - summary.processed
+    summary.not_sent = len(ids) - summary.processed - summary.submitted
+    summary.batch = batch
     if stream.stopped is not None:
         summary.problem = str(stream.stopped)
     summary.seconds = time.perf_counter() - t0

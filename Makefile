@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_judges.py
 	$(PY) benchmarks/bench_tuner.py
 	$(PY) benchmarks/bench_cli.py
+	$(PY) benchmarks/bench_batch.py
 
 clean:
 	rm -rf $(VENV) figures runs

@@ -226,12 +226,14 @@ def test_a_batch_judge_on_its_own_waits_for_its_job(tiny_clf, tmp_path):
     with LoopbackServer() as server:
         run = vx.explain(tiny_clf, data, run_dir=tmp_path / "r", progress=False, verbose=False,
                          **batch_judge("openai", server))
-        judge = vx.make_judge("openai-batch:gpt-4o-mini", base_url=server.openai_base_url, poll_interval=0.01)
+        judge = vx.make_judge("openai-batch:gpt-4o-mini", base_url=server.openai_base_url, poll_interval=0.01,
+                              max_requests_per_job=2)
         server.batch.polls_to_finish = 2
         got = dict(judge.judge_many([run.judge_input(sid) for sid in run.table["id"]]))
         judge.close()
     assert sorted(got) == [0, 1, 2] and all(j.ok and j.score == 3 for j in got.values())
-    assert len(server.batch.jobs) == 2
+    per_job = Counter(line.job_id for line in server.batch.lines)
+    assert len(per_job) == 3 and sorted(per_job.values()) == [1, 2, 3]  # explain's job, then chunks of 2 + 1
 
 
 # --- kills ----------------------------------------------------------------------------------------
@@ -348,3 +350,20 @@ def test_rejudge_with_a_batch_judge_submits_from_the_store_and_sync_collects(tin
         run = vx.sync(tmp_path / "r", verbose=False)
     assert run.last_summary.judged == 4 and (run.table["judge_status"] == "ok").all()
     assert (run.table_for(judge="offline:groundtruth", beta=0.6)["judge_status"] == "ok").all()  # the offline view kept
+
+
+def test_readme_batch_example_runs_against_the_loopback_server(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Provider batch APIs", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    with LoopbackServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    run = namespace["run"]
+    assert "8 requests submitted in 1 jobs" in capsys.readouterr().out
+    assert (run.table["judge_status"] == "ok").all() and len(server.batch.lines) == 8
+    u = run.usage()
+    assert u["requests"] == 8 and run.cost().usd == pytest.approx(
+        (u["input_tokens"] * 0.15 + u["output_tokens"] * 0.60) / 2e6)  # gpt-4o-mini at half price

@@ -157,6 +157,7 @@ class BatchJudge(Judge):
         self.prompt_version = self.sync.prompt_version
         self.provider, self.options, self.price = self.sync.provider, self.sync.options, self.sync.price
         self.api = api_class(self.sync, self.batch_options)
+        self.stream_batch = self.batch_options.max_requests_per_job  # judge_requests on its own: one job per chunk
         if not self.batch_options.max_bytes_per_job:
             self.batch_options = self.batch_options.model_copy(update={"max_bytes_per_job": self.api.max_bytes})
 
@@ -189,49 +190,54 @@ class BatchJudge(Judge):
     def redact(self, text: Any) -> str:
         return self.sync._redact(text)
 
-    # -- used on its own: one job, waited for ----------------------------------------------
+    # -- used on its own: jobs waited for ---------------------------------------------------
     def judge_many(self, items: Sequence[JudgeInput]) -> Iterator[tuple[int, Judgment]]:
-        """Submit ``items`` as one job, wait for it (``poll_interval``, at most ``max_wait`` s) and
-        yield one judgment per item. Nothing is recorded: :func:`vlmxplain.explain` keeps jobs
-        in the run store and returns at once instead."""
+        """Submit ``items`` as jobs of at most ``max_requests_per_job``, wait for them
+        (``poll_interval``, at most ``max_wait`` s) and yield one judgment per item. Nothing is
+        recorded: :func:`vlmxplain.explain` keeps jobs in the run store and returns at once instead."""
         import tempfile
 
-        if not items:
-            return
-        requests = [self.prepare(item) for item in items]
-        nonce = uuid.uuid4().hex
-        ids = {f"{nonce[:16]}-{k:06d}": k for k in range(len(requests))}
+        size = self.batch_options.max_requests_per_job
+        jobs: dict[str, dict[str, int]] = {}  # job id -> custom_id -> index
         with tempfile.TemporaryDirectory(prefix="vlmx-batch-") as tmp:
-            path = Path(tmp) / f"{nonce}.jsonl"
-            path.write_text("".join(request_line(cid, requests[k]) + "\n" for cid, k in ids.items()), encoding="utf-8")
-            try:
-                job_id = self.api.submit(nonce, path)
-            except SubmitError as err:
-                for k in range(len(items)):
-                    yield k, (self.failure if err.created_maybe else self.unsent)(f"batch job not submitted: {err.reason}")
+            for start in range(0, len(items), size):
+                nonce = uuid.uuid4().hex
+                ids = {f"{nonce[:16]}-{k:06d}": k for k in range(start, min(start + size, len(items)))}
+                path = Path(tmp) / f"{nonce}.jsonl"
+                path.write_text("".join(request_line(cid, self.prepare(items[k])) + "\n" for cid, k in ids.items()),
+                                encoding="utf-8")
+                try:
+                    jobs[self.api.submit(nonce, path)] = ids
+                except SubmitError as err:
+                    for k in ids.values():
+                        yield k, (self.failure if err.created_maybe else self.unsent)(f"batch job not submitted: "
+                                                                                      f"{err.reason}")
+        begin = time.monotonic()
+        while jobs:
+            for job_id in list(jobs):
+                try:
+                    status = self.api.status(job_id)
+                except CallError:
+                    continue
+                if status.done:
+                    yield from self._results(job_id, status, jobs.pop(job_id))
+            if jobs and self.batch_options.max_wait is not None and time.monotonic() - begin > self.batch_options.max_wait:
+                for job_id, ids in jobs.items():
+                    for k in ids.values():
+                        yield k, self.unsent(f"batch job {job_id} not done after {self.batch_options.max_wait:g} s "
+                                             "(not collected)")
                 return
-        start = time.monotonic()
-        status = None
-        while True:
-            try:
-                status = self.api.status(job_id)
-            except CallError as err:
-                status = JobStatus(IN_FLIGHT, "unknown", self.redact(err.reason()))
-            if status.done:
-                break
-            if self.batch_options.max_wait is not None and time.monotonic() - start > self.batch_options.max_wait:
-                for k in range(len(items)):
-                    yield k, self.unsent(f"batch job {job_id} still {status.provider_state} after "
-                                         f"{self.batch_options.max_wait:g} s (not collected)")
-                return
-            time.sleep(self.batch_options.poll_interval)
+            if jobs:
+                time.sleep(self.batch_options.poll_interval)
+
+    def _results(self, job_id: str, status: JobStatus, ids: dict[str, int]) -> Iterator[tuple[int, Judgment]]:
         seen: set[int] = set()
         for cid, outcome in self.api.results(status):
             k = ids.get(cid or "")
             if k is not None and k not in seen:
                 seen.add(k)
                 yield k, self.interpret(outcome)
-        for k in range(len(items)):
+        for k in ids.values():
             if k not in seen:
                 yield k, self.failure(f"batch job {job_id} {status.provider_state} without a result for this request")
 

@@ -33,7 +33,7 @@ GSECRET = "AIza-test-BATCH-SECRET-654321"
 SDK_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL",
            "GOOGLE_GENAI_API_VERSION", "GOOGLE_GENAI_USE_VERTEXAI", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
 PROVIDERS = ("openai", "gemini")
-TINY = dict(poll_interval=0.01)
+TINY = dict(poll_interval=0.01, adopt_grace=0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -297,6 +297,11 @@ def test_sigkill_around_job_creation_never_submits_twice(tiny_clf, tmp_path, cap
         torch_seeded.manual_seed(0)  # the script's classifier, in this process
         from vlmxplain.models.shapesnet import ShapesNet, shapes_classifier
         clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+        if moment == "before_job_created":  # just after a kill, its creation could still be on its way
+            early = vx.explain(clf, vx.datasets.shapes(n, seed=16), judge=judge, run_dir=run_dir, progress=False,
+                               judge_options={"poll_interval": 0.01})  # the default grace: 120 s
+            assert early.last_summary.batch.in_flight == n and early.last_summary.submitted == 0
+            assert server.batch.lines == [] and _job_rows(run_dir / "run.sqlite")[0][2] == "intent"
         run = vx.explain(clf, vx.datasets.shapes(n, seed=16), judge=judge, judge_options=TINY, run_dir=run_dir,
                          progress=False)
         run = vx.sync(run, wait=True, poll_interval=0.01, timeout=10)

@@ -17,6 +17,7 @@ or — if the provider never got it — drops the intent and asks those samples 
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,7 @@ def collect(store: RunStore, judge: BatchJudge, cache: JudgmentCache | None,
         if (job.judge_id, job.prompt_version, job.provider) != (judge.id, judge.prompt_version, judge.spec.provider):
             continue
         try:
-            job_id = job.job_id or _adopt(jobs, judge, job.nonce, p)
+            job_id = job.job_id or _adopt(jobs, judge, job, p)
             if job_id is None:
                 continue
             status = judge.api.status(job_id)
@@ -116,14 +117,22 @@ def collect(store: RunStore, judge: BatchJudge, cache: JudgmentCache | None,
     return p
 
 
-def _adopt(jobs: BatchJobs, judge: BatchJudge, nonce: str, p: BatchProgress) -> str | None:
-    """A recorded intent without a job id: the job the provider holds under its nonce, or none."""
-    job_id = judge.api.find(nonce)
+def _adopt(jobs: BatchJobs, judge: BatchJudge, job: Any, p: BatchProgress) -> str | None:
+    """A recorded intent without a job id: the job the provider holds under its nonce, or none.
+    An intent younger than ``adopt_grace`` s that the provider does not list yet stays in flight
+    (a creation request of a process that just died may still be on its way)."""
+    job_id = judge.api.find(job.nonce)
     if job_id is None:
-        jobs.abandon(nonce, "the job was never created at the provider (the process stopped before); asked again")
+        if time.time() - job.created < judge.batch_options.adopt_grace:
+            p.in_flight += job.n_requests
+            p.jobs_in_flight += 1
+            p.problems.append(f"job {job.nonce}: not listed by the provider yet; asked again after "
+                              f"{judge.batch_options.adopt_grace:g} s if it never appears")
+            return None
+        jobs.abandon(job.nonce, "the job was never created at the provider (the process stopped before); asked again")
         p.abandoned += 1
         return None
-    jobs.set_submitted(nonce, job_id, adopted=True)
+    jobs.set_submitted(job.nonce, job_id, adopted=True)
     p.adopted += 1
     return job_id
 

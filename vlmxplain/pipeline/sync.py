@@ -18,7 +18,8 @@ from ..store import JudgmentCache, Run, open_run
 from .batch import BatchProgress, is_batch, open_cache
 from .rejudge import rejudge
 
-_BATCH_OPTIONS = ("max_requests_per_job", "max_bytes_per_job", "poll_interval", "completion_window", "max_wait")
+_BATCH_OPTIONS = ("max_requests_per_job", "max_bytes_per_job", "poll_interval", "completion_window", "max_wait",
+                  "adopt_grace")
 
 
 def judge_from_record(run: Run, judge_options: dict | None = None) -> BatchJudge:

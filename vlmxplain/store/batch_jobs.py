@@ -52,6 +52,7 @@ class BatchJob:
     beta: float
     state: str
     n_requests: int
+    created: float
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ class BatchJobs:
     # -- reads --------------------------------------------------------------------------------
     def open_jobs(self) -> list[BatchJob]:
         """Jobs not yet ingested (``intent`` or ``submitted``), oldest first."""
-        rows = self._rows("SELECT nonce, provider, job_id, judge_id, prompt_version, alpha, beta, state, n_requests "
-                          "FROM batch_jobs WHERE state IN ('intent', 'submitted') ORDER BY created")
+        rows = self._rows("SELECT nonce, provider, job_id, judge_id, prompt_version, alpha, beta, state, n_requests, "
+                          "created FROM batch_jobs WHERE state IN ('intent', 'submitted') ORDER BY created")
         return [BatchJob(*r) for r in rows]
 
     def requests(self, nonce: str) -> dict[str, BatchRequest]:

@@ -48,6 +48,8 @@ class BatchOptions(BaseModel):
     poll_interval: float = Field(30.0, gt=0, le=3600, description="seconds between polls when waiting")
     completion_window: str = Field("24h", description="OpenAI: the job's completion window")
     max_wait: float | None = Field(None, gt=0, description="judge_many: seconds to wait for a job (None: until done)")
+    adopt_grace: float = Field(120.0, ge=0, description="seconds an unconfirmed submission may still appear at the "
+                               "provider before its samples are asked again")
 
 
 class SubmitError(Exception):

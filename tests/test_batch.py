@@ -372,3 +372,19 @@ def test_readme_batch_example_runs_against_the_loopback_server(tmp_path, monkeyp
     u = run.usage()
     assert u["requests"] == 8 and run.cost().usd == pytest.approx(
         (u["input_tokens"] * 0.15 + u["output_tokens"] * 0.60) / 2e6)  # gpt-4o-mini at half price
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_sync_cancel_cancels_open_jobs_and_submits_nothing(tiny_clf, tmp_path, provider):
+    data = vx.datasets.shapes(3, seed=19)
+    with LoopbackServer() as server:
+        server.batch.outcome = None
+        vx.explain(tiny_clf, data, run_dir=tmp_path / "r", progress=False, verbose=False, **batch_judge(provider, server))
+        run = vx.sync(tmp_path / "r", cancel=True, verbose=False)
+        assert any("cancel" in path for method, path, _ in server.batch.calls if method == "POST")
+        assert run.last_summary.resubmit == 3 and run.last_summary.submitted == 0 and len(server.batch.lines) == 3
+        assert run.batch_jobs()["state"].tolist() == ["cancelled"]
+        assert (run.table["judge_status"] == "pending").all()
+        server.batch.outcome = "completed"
+        run = vx.sync(run, wait=True, timeout=10, verbose=False)  # a later sync asks them again, once
+        assert len(server.batch.lines) == 6 and (run.table["judge_status"] == "ok").all()

@@ -15,7 +15,9 @@ from ..judges.vlm.batch import BatchJudge
 from ..judges.vlm.options import VLMOptions
 from ..judges.vlm.prompts import PAPER_RUBRIC
 from ..store import JudgmentCache, Run, open_run
-from .batch import BatchProgress, is_batch, open_cache
+from ..judges.vlm.core import CallError
+from ..store.batch_jobs import BatchJobs
+from .batch import BatchProgress, collect, is_batch, open_cache
 from .rejudge import rejudge
 
 _BATCH_OPTIONS = ("max_requests_per_job", "max_bytes_per_job", "poll_interval", "completion_window", "max_wait",
@@ -46,18 +48,23 @@ def judge_from_record(run: Run, judge_options: dict | None = None) -> BatchJudge
 
 def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | None = None,
          timeout: float | None = None, judge_options: dict | None = None,
-         cache: JudgmentCache | str | Path | bool = True, verbose: bool = True) -> Run:
+         cache: JudgmentCache | str | Path | bool = True, cancel: bool = False, verbose: bool = True) -> Run:
     """Collect a batch run: poll its jobs, ingest finished results, submit again the samples of
     expired, failed or cancelled jobs (and any sample with a CAM never submitted); with ``wait``,
     repeat every ``poll_interval`` s (default: the judge's) until nothing is in flight or
     ``timeout`` s have passed. Returns the run; ``run.last_summary`` is the
-    :class:`~vlmxplain.pipeline.batch.BatchProgress` of the whole call."""
+    :class:`~vlmxplain.pipeline.batch.BatchProgress` of the whole call.
+
+    ``cancel=True`` asks the provider to cancel the run's open jobs instead and collects what they
+    answered; nothing is submitted (their other samples stay pending for a later call)."""
     run = run if isinstance(run, Run) else open_run(run)
     view = run.view
     start, total = time.monotonic(), BatchProgress()
     lock = run.store.lock()  # one process per run directory, for the whole call
     with lock, open_cache(cache) as judgment_cache:
-        while True:
+        if cancel:
+            total = _cancel(run, judge_from_record(run, judge_options), judgment_cache)
+        while not cancel:
             judge = judge_from_record(run, judge_options)  # rejudge closes it
             interval = judge.batch_options.poll_interval if poll_interval is None else float(poll_interval)
             rejudge(run, judge=judge, alpha=view.alpha, beta=view.beta, cache=judgment_cache if judgment_cache is not None else False,
@@ -71,6 +78,20 @@ def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | No
     if verbose:
         print(f"vlmxplain: {total}")
     return run
+
+
+def _cancel(run: Run, judge: BatchJudge, cache: JudgmentCache | None) -> BatchProgress:
+    p = BatchProgress()
+    try:
+        for job in BatchJobs(run.store).open_jobs():
+            if job.job_id and (job.judge_id, job.prompt_version) == (judge.id, judge.prompt_version):
+                try:
+                    judge.api.cancel(job.job_id)
+                except CallError as err:
+                    p.problems.append(f"job {job.job_id}: not cancelled: {judge.redact(err.reason())}")
+        return collect(run.store, judge, cache, p)
+    finally:
+        judge.close()
 
 
 def _accumulate(total: BatchProgress, p: BatchProgress) -> None:

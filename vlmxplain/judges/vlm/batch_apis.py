@@ -143,7 +143,12 @@ class OpenAIBatchAPI(BatchAPI):
             return cid, err.reason()
 
     def cancel(self, job_id: str) -> None:
-        self.client.batches.cancel(job_id)
+        import openai
+
+        try:
+            self.client.batches.cancel(job_id)
+        except openai.OpenAIError as exc:
+            raise self.judge._classify(exc) from None
 
 
 class GeminiBatchAPI(BatchAPI):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import signal
@@ -108,7 +109,8 @@ def test_batch_specs_parse_once_and_cost_half():
 # --- submit, return, collect ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_explain_submits_returns_at_once_then_collects_like_a_sync_run(tiny_clf, tmp_path, capfd, provider):
+def test_explain_submits_returns_at_once_then_collects_like_a_sync_run(tiny_clf, tmp_path, capfd, caplog, provider):
+    caplog.set_level(logging.DEBUG)  # the SDKs' and httpx's debug logs too
     data = vx.datasets.shapes(5, seed=11)
     with LoopbackServer() as server:
         server.batch.outcome = None  # jobs stay in progress until the test finishes them
@@ -154,7 +156,9 @@ def test_explain_submits_returns_at_once_then_collects_like_a_sync_run(tiny_clf,
 
         fresh = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False, **judge)
         assert fresh.last_summary.cached == 5 and len(server.batch.lines) == 5  # answers reached the judgment cache
-    assert_no_key(tmp_path, out, capfd.readouterr().out)
+        uploaded = [f["bytes"].decode() for f in server.batch.files.values()] + [json.dumps(x.body)
+                                                                                for x in server.batch.lines]
+    assert_no_key(tmp_path, out, capfd.readouterr().out, caplog.text, *uploaded)  # nor in what the provider got
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -392,3 +392,12 @@ def test_sync_cancel_cancels_open_jobs_and_submits_nothing(tiny_clf, tmp_path, p
         server.batch.outcome = "completed"
         run = vx.sync(run, wait=True, timeout=10, verbose=False)  # a later sync asks them again, once
         assert len(server.batch.lines) == 6 and (run.table["judge_status"] == "ok").all()
+
+
+def test_jobs_are_chunked_by_size_too(tiny_clf, tmp_path):
+    data = vx.datasets.shapes(3, seed=20)
+    with LoopbackServer() as server:
+        run = vx.explain(tiny_clf, data, run_dir=tmp_path / "r", progress=False, verbose=False,
+                         **batch_judge("gemini", server, max_bytes_per_job=1000))  # smaller than one request
+        assert run.last_summary.batch.jobs_submitted == 3 and len(server.batch.jobs) == 3
+        assert sorted(Counter(line.job_id for line in server.batch.lines).values()) == [1, 1, 1]

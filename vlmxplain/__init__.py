@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     # store, pipeline, metrics
     "JudgmentCache": "store.cache", "RunStore": "store.run_store", "Run": "store.run", "open_run": "store.run",
     "merge_runs": "store.merge", "explain_on_dask": "pipeline.distributed",
+    "explain_on_ray": "pipeline.distributed",
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
     "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
     "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity", "mislabel_report": "metrics.mislabel",

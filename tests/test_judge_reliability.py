@@ -1,0 +1,192 @@
+"""Judge reliability (issue 11, item 6): repeated sampling, prompt templates, several judges on one
+run, and ``vx.reliability``. VLM judges are the real ``openai`` / ``google-genai`` SDKs over HTTP
+to the loopback server, whose ``SampledScore`` answers like a sampling model: the same score at
+temperature 0, seeded draws around it at temperature > 0 — so the measurement can disagree."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from loopback_server import LoopbackServer, RecordedRequest, SampledScore
+
+import vlmxplain as vx
+from vlmxplain.judges.base import repeat_key
+from vlmxplain.store.run_store import SCHEMA_VERSION
+
+SDK_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL",
+           "GOOGLE_GENAI_API_VERSION", "GOOGLE_GENAI_USE_VERTEXAI")
+N = 6  # shapes images
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path, monkeypatch):
+    for name in SDK_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-reliability-0000")
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-reliability-0000")
+    monkeypatch.setenv("VLMXPLAIN_CACHE", str(tmp_path / "cache" / "judgments.sqlite"))
+
+
+def image_score(rec: RecordedRequest) -> int:
+    """A per-image score (0..5) from the bytes sent: the same image gets the same score from every
+    provider; model ``inverted`` answers 5 minus it; a prompt with "sceptical" one point less."""
+    base = int(hashlib.sha256(b"".join(rec.images)).hexdigest(), 16) % 6
+    if rec.model == "inverted":
+        base = 5 - base
+    if "sceptical" in rec.text:
+        base = max(0, base - 1)
+    return base
+
+
+@pytest.fixture()
+def server():
+    with LoopbackServer(score=SampledScore(image_score, seed=0)) as s:
+        yield s
+
+
+def openai(server, model: str = "gpt-4o-mini", **options) -> dict:
+    return dict(judge=f"openai:{model}", judge_options={"base_url": server.openai_base_url, "concurrency": 4,
+                                                         "backoff_base": 0.01, **options})
+
+
+def gemini(server, **options) -> dict:
+    return dict(judge="gemini:gemini-2.5-flash", judge_options={"base_url": server.url, "concurrency": 4,
+                                                                 "backoff_base": 0.01, **options})
+
+
+@pytest.fixture()
+def base_run(tiny_clf, tmp_path):
+    """A shapes run whose CAMs are stored (offline judge), for rejudging with VLM judges."""
+    return vx.explain(tiny_clf, vx.datasets.shapes(N, seed=3), judge="offline:groundtruth", run_dir=tmp_path / "run",
+                      progress=False, verbose=False)
+
+
+# ----------------------------------------------------------------------------- store migration
+_V3_JUDGMENTS = """CREATE TABLE judgments (
+    sample_id TEXT NOT NULL, judge_id TEXT NOT NULL, prompt_version TEXT NOT NULL,
+    alpha REAL NOT NULL, beta REAL NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL,
+    score REAL, description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT,
+    input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL, truncated INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta))"""
+
+
+def test_a_schema_3_store_migrates_with_every_judgment_as_repeat_0(base_run, tiny_clf):
+    """A store written before repeats (schema 3: no repeat column, 5-column key) opens as schema 4
+    with every judgment kept as answer 0; the run is then resumable with repeats."""
+    path = base_run.store.path
+    before = base_run.table[["score", "judge_status"]]
+    base_run.store.close()
+    cols = ("sample_id, judge_id, prompt_version, alpha, beta, cache_key, status, score, description, justification, "
+            "error, raw, parse_path, input_tokens, output_tokens, latency_s, cached, created, truncated")
+    with sqlite3.connect(path) as c:  # rewrite it as vlmxplain 0.1 with schema 3 left it
+        c.execute("ALTER TABLE judgments RENAME TO j4")
+        c.execute(_V3_JUDGMENTS)
+        c.execute(f"INSERT INTO judgments ({cols}) SELECT {cols} FROM j4")
+        c.execute("DROP TABLE j4")
+        c.execute("UPDATE config SET value = '3' WHERE key = 'schema_version'")
+    run = vx.open_run(path.parent)
+    assert run.store.get_config("schema_version") == SCHEMA_VERSION == 4
+    info = {r[1]: r for r in run.store._conn.execute("PRAGMA table_info(judgments)")}
+    assert info["repeat"][5] == 6  # the sixth column of the primary key
+    j = run.store.judgments()
+    assert len(j) == N and (j["repeat"] == 0).all()
+    assert run.table[["score", "judge_status"]].equals(before)
+    run.store.close()
+    again = vx.explain(tiny_clf, vx.datasets.shapes(N, seed=3), judge="offline:groundtruth", run_dir=path.parent,
+                       repeats=3, progress=False, verbose=False)
+    assert again.last_summary.already_done == N and again.last_summary.judged == 2 * N
+    assert len(again.repeats()) == 3 * N
+
+
+# ----------------------------------------------------------------------------- repeated sampling
+def spread(run, **setting) -> np.ndarray:
+    long = run.repeats(**setting)
+    assert (long["judge_status"] == "ok").all()
+    return long.groupby("id")["score"].std(ddof=0).to_numpy()
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_repeats_at_temperature_0_agree_and_above_0_spread(base_run, server, provider):
+    make = openai if provider == "openai" else gemini
+    run = vx.rejudge(base_run, repeats=5, progress=False, **make(server))
+    assert len(server.requests) == 5 * N and run.last_summary.judged == 5 * N
+    assert all(json.dumps(r.body).count('"temperature": 0.0') == 1 for r in server.requests)
+    assert (spread(run) == 0).all()  # temperature 0: five identical answers per sample
+    t = run.table
+    assert len(t) == N and (t["score_sd"] == 0).all() and (t["n_answers"] == 5).all()
+    assert len(run.repeats()) == 5 * N and sorted(run.repeats()["repeat"].unique()) == [0, 1, 2, 3, 4]
+
+    hot = vx.rejudge(run, repeats=5, progress=False, **make(server, temperature=0.7))
+    assert len(server.requests) == 10 * N  # a new question (temperature is part of the prompt version)
+    sd = spread(hot)
+    assert (sd > 0).sum() >= N // 2 and sd.mean() > 0.3  # temperature 0.7: answers differ
+    t = hot.table
+    first = hot.repeats().query("repeat == 0").set_index("id")["score"]
+    assert t["score"].equals(first.reindex(t.index))  # the table shows answer 0 ...
+    assert np.allclose(t["score_mean"], hot.repeats().groupby("id")["score"].mean().reindex(t.index))  # ... and the mean
+    assert hot.usage()["requests"] == 5 * N  # usage counts every answer of the current view
+
+    rerun = vx.rejudge(hot, repeats=5, progress=False, **make(server, temperature=0.7))
+    assert len(server.requests) == 10 * N and rerun.last_summary.already_done == 5 * N  # finished: nothing sent
+
+
+def test_repeat_cache_keys_keep_single_keys_valid_and_a_new_run_reuses_every_answer(base_run, server, tiny_clf,
+                                                                                  tmp_path):
+    """Answer 0's cache key is the key of a single judgment; answers k > 0 have their own. A new run
+    dir with the same inputs gets all five answers of each sample from the cross-run cache."""
+    single = vx.rejudge(base_run, progress=False, **openai(server, temperature=0.7))
+    keys0 = dict(zip(*single.store.judgments(single.judge, repeat=0)[["id", "cache_key"]].T.to_numpy()))
+    run = vx.rejudge(single, repeats=5, progress=False, **openai(server, temperature=0.7))
+    assert len(server.requests) == N + 4 * N  # answer 0 was already there
+    j = run.store.judgments(run.judge, run.view.judge.prompt_version)
+    assert j["cache_key"].is_unique and len(j) == 5 * N
+    for row in j.itertuples():
+        assert row.cache_key == repeat_key(keys0[row.id], row.repeat)
+    judge = vx.make_judge(run.judge, **openai(server, temperature=0.7)["judge_options"])
+    assert all(judge.prepare(run.judge_input(sid)).key == key for sid, key in keys0.items())
+    judge.close()
+    scores = run.repeats().set_index(["id", "repeat"])["score"]
+
+    fresh = vx.explain(tiny_clf, vx.datasets.shapes(N, seed=3), run_dir=tmp_path / "fresh", repeats=5, progress=False,
+                       verbose=False, **openai(server, temperature=0.7))
+    assert len(server.requests) == 5 * N and fresh.last_summary.cached == 5 * N
+    assert fresh.repeats().set_index(["id", "repeat"])["score"].equals(scores)  # the same k-th answers
+
+
+def test_an_interrupted_repeat_run_resumes_without_re_requesting_finished_answers(base_run, server):
+    """The provider stops answering (a fatal 401) after 13 answers; the rerun sends exactly the
+    answers that were not finished, and every (sample, repeat) ends with one answer."""
+    answered = []
+
+    def score(rec):
+        answered.append(rec)
+        if len(answered) == 13:
+            server.add_fault("401", times=1)  # the next request is refused: the run stops
+        return SampledScore(image_score)(rec)
+
+    server.score = score
+    opts = openai(server, temperature=0.7, concurrency=1)
+    run = vx.rejudge(base_run, repeats=5, progress=False, **opts)
+    first = len(server.requests)
+    long = run.repeats()
+    done = int((long["judge_status"] == "ok").sum())
+    assert done == 13 and first == 14 and run.last_summary.problem  # 13 answered, 1 refused, the rest never sent
+    assert run.last_summary.rejected == 1 and run.last_summary.not_sent == 5 * N - 14
+    run = vx.rejudge(run, repeats=5, progress=False, **opts)
+    assert len(server.requests) - first == 5 * N - done  # only what was not finished
+    long = run.repeats()
+    assert len(long) == 5 * N and (long["judge_status"] == "ok").all()
+    assert not long.duplicated(["id", "repeat"]).any()
+
+
+def test_repeats_is_checked_before_any_work(base_run, tiny_clf, tmp_path):
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="repeats"):
+            vx.rejudge(base_run, repeats=bad, progress=False)
+        with pytest.raises(ValueError, match="repeats"):
+            vx.explain(tiny_clf, vx.datasets.shapes(2), run_dir=tmp_path / "never", repeats=bad, progress=False)
+    assert not (tmp_path / "never").exists()

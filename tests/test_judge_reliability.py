@@ -123,7 +123,8 @@ def test_repeats_at_temperature_0_agree_and_above_0_spread(base_run, server, pro
     hot = vx.rejudge(run, repeats=5, progress=False, **make(server, temperature=0.7))
     assert len(server.requests) == 10 * N  # a new question (temperature is part of the prompt version)
     sd = spread(hot)
-    assert (sd > 0).sum() >= N // 2 and sd.mean() > 0.3  # temperature 0.7: answers differ
+    # temperature 0.7: answers differ (worst over 5,000 simulated draws: 3 of 6 samples spread, mean SD 0.32)
+    assert (sd > 0).sum() >= 2 and sd.mean() > 0.15
     t = hot.table
     first = hot.repeats().query("repeat == 0").set_index("id")["score"]
     assert t["score"].equals(first.reindex(t.index))  # the table shows answer 0 ...
@@ -190,3 +191,94 @@ def test_repeats_is_checked_before_any_work(base_run, tiny_clf, tmp_path):
         with pytest.raises(ValueError, match="repeats"):
             vx.explain(tiny_clf, vx.datasets.shapes(2), run_dir=tmp_path / "never", repeats=bad, progress=False)
     assert not (tmp_path / "never").exists()
+
+
+# ----------------------------------------------------------------------------- prompt templates
+def test_named_templates_have_their_own_prompt_versions_and_the_server_sees_their_text(base_run, server):
+    from vlmxplain.judges.vlm import PAPER_RUBRIC, PROMPT_TEMPLATES
+
+    assert PAPER_RUBRIC.version == "paper-rubric-v1-682fcebc1865"  # the default's cache keys are unchanged
+    assert {"paper-rubric-v1", "paper-strict", "paper-concise", "paper-describe-first"} <= set(PROMPT_TEMPLATES)
+    run = base_run
+    for name in ("paper-rubric-v1", "paper-strict", "paper-concise", "paper-describe-first"):
+        before = len(server.requests)
+        run = vx.rejudge(run, progress=False, **openai(server, template=name))
+        sent = server.requests[before:]
+        assert len(sent) == N and run.view.judge.prompt_version.startswith(PROMPT_TEMPLATES[name].version + "|")
+        first_line = PROMPT_TEMPLATES[name].user.split("\n")[2]  # the template's own wording reaches the server
+        assert all(first_line.split("{")[0] in r.text for r in sent)
+        assert run.view.judge.options["template"] == name
+    versions = {s.prompt_version for s in run.store.judge_settings() if s.judge == "openai:gpt-4o-mini"}
+    assert len(versions) == 4  # four settings side by side in one run
+    assert run.store.judgments("openai:gpt-4o-mini").groupby("prompt_version").size().tolist() == [N] * 4
+    assert all("sceptical" in r.text for r in server.requests[N:2 * N])  # paper-strict only
+    assert not any("sceptical" in r.text for r in server.requests[2 * N:])
+
+
+def test_a_misspelt_template_name_is_refused_with_the_closest_name(base_run, server):
+    with pytest.raises(ValueError, match=r"template: not a named prompt template \(did you mean 'paper-strict'\?\)"):
+        vx.rejudge(base_run, progress=False, **openai(server, template="paper-strikt"))
+    assert not server.requests
+
+
+# ----------------------------------------------------------------------------- vx.reliability
+def test_reliability_of_repeats_templates_and_judges(base_run, server):
+    """One run with repeats at 0 and 0.7, two templates, the same judge on two providers (identical
+    scores) and an inverted model: self-consistency is perfect at temperature 0 and not at 0.7;
+    the strict template shifts every score; a judge agrees with itself (alpha = rho = 1) and
+    disagrees with its inverse; every CI covers its estimate."""
+    run = vx.rejudge(base_run, repeats=3, progress=False, **openai(server))
+    run = vx.rejudge(run, repeats=3, progress=False, **openai(server, temperature=0.7))
+    run = vx.rejudge(run, progress=False, **openai(server, template="paper-strict"))
+    run = vx.rejudge(run, progress=False, **gemini(server))
+    run = vx.rejudge(run, progress=False, **openai(server, model="inverted"))
+    rel = vx.reliability(run, judges=["openai:gpt-4o-mini", "gemini:gemini-2.5-flash", "openai:inverted"],
+                         n_boot=200)
+    assert len(rel.settings) == 5 and not rel.notes
+
+    sc = rel.self_consistency.set_index("label")
+    cold, hot = "openai:gpt-4o-mini [paper-rubric-v1, t=0.0]", "openai:gpt-4o-mini [paper-rubric-v1, t=0.7]"
+    assert set(sc.index) == {cold, hot} and (sc["repeats"] == 3).all() and (sc["n"] == N).all()
+    assert sc.loc[cold, "alpha"] == 1 and sc.loc[cold, "mean_sd"] == 0 and sc.loc[cold, "n_flipped"] == 0
+    # worst over 3,000 simulated draws of 6 samples x 3 answers: alpha 0.977, mean SD 0.19
+    assert sc.loc[hot, "alpha"] < 0.99 and sc.loc[hot, "mean_sd"] > 0.1
+    per = rel.per_sample.set_index(["label", "id"])
+    hot_pv = rel.settings.set_index("label").loc[hot, "prompt_version"]
+    assert np.allclose(per.loc[hot, "sd"], run.repeats("openai:gpt-4o-mini", prompt_version=hot_pv)
+                       .groupby("id")["score"].std())
+
+    (spread,) = rel.template_spread.itertuples()
+    assert spread.templates == 2 and spread.n == N
+    tmpl = rel.templates.set_index("id")
+    assert ((tmpl["paper-rubric-v1"] - tmpl["paper-strict"]).between(0, 1)).all()  # strict is one point lower
+    assert spread.mean_sd > 0 and spread.sd_ci_low <= spread.mean_sd <= spread.sd_ci_high
+
+    pairs = rel.judges.set_index(["a", "b"])
+    same = pairs.loc[(cold, "gemini:gemini-2.5-flash [paper-rubric-v1, t=0.0]")]
+    assert same["alpha"] == pytest.approx(1) and same["spearman"] == pytest.approx(1)
+    inv = pairs.loc[(cold, "openai:inverted [paper-rubric-v1, t=0.0]")]
+    assert inv["alpha"] < 0 and inv["spearman"] == pytest.approx(-1) and inv["alpha_ci_high"] < 0
+    m = rel.matrix("spearman")
+    assert m.loc[cold, "openai:inverted [paper-rubric-v1, t=0.0]"] == pytest.approx(-1) and (np.diag(m) == 1).all()
+    frame = rel.to_frame().dropna(subset=["ci_low", "ci_high"])
+    assert len(frame) >= 10
+    assert ((frame["ci_low"] <= frame["estimate"] + 1e-9) & (frame["estimate"] <= frame["ci_high"] + 1e-9)).all()
+
+    fig = vx.plot_reliability(rel)
+    assert len(fig.axes) == 4  # repeats, templates, matrix (+ its colour bar)
+
+
+def test_reliability_of_offline_judges_and_what_it_needs(base_run, tiny_clf):
+    with pytest.raises(ValueError, match="no ok judgments"):
+        vx.reliability(base_run, judges=["openai:nothing"])
+    rel = vx.reliability(base_run, n_boot=0)
+    assert set(rel.notes) == {"repeats", "templates", "judges"} and rel.overall_alpha is None
+    with pytest.raises(ValueError, match="nothing to draw"):
+        vx.plot_reliability(rel)
+    run = vx.rejudge(base_run, judge="offline:insertion-deletion", classifier=tiny_clf, progress=False,
+                     judge_options={"steps": 5})
+    rel = vx.reliability(run, n_boot=200)
+    (pair,) = rel.judges.itertuples()
+    assert {pair.a, pair.b} == {"offline:groundtruth", "offline:insertion-deletion"} and pair.n == N
+    assert -1 <= pair.alpha_ci_low <= pair.alpha <= pair.alpha_ci_high <= 1
+    assert len(vx.plot_reliability(rel).axes) == 2  # the matrix and its colour bar

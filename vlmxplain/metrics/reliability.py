@@ -135,7 +135,8 @@ class Reliability:
                                  ci_low=getattr(r, f"{stat}_ci_low"), ci_high=getattr(r, f"{stat}_ci_high"), n=r.n))
         if self.overall_alpha is not None:
             rows.append(dict(part="judges", what="all settings", statistic="alpha", estimate=self.overall_alpha[0],
-                             ci_low=self.overall_alpha[1], ci_high=self.overall_alpha[2], n=len(self.settings)))
+                             ci_low=self.overall_alpha[1], ci_high=self.overall_alpha[2],
+                             n=int(self.per_sample["id"].nunique())))
         return pd.DataFrame(rows, columns=["part", "what", "statistic", "estimate", "ci_low", "ci_high", "n"])
 
     def __repr__(self) -> str:

@@ -8,13 +8,15 @@ from ..core.defaults import SCORE_RANGE
 from ..metrics.reliability import Reliability
 
 
-def plot_reliability(rel: Reliability, statistic: str = "alpha", title: str | None = None):
+def plot_reliability(rel: Reliability, statistic: str = "both", title: str | None = None):
     """Up to three panels, each where ``rel`` has the data: per-sample mean ± SD across repeats
     (samples sorted by mean, one colour per setting); per-sample scores under each prompt template
-    (a vertical line spans each sample's range); the settings × settings matrix of ``statistic``
-    (``alpha`` or ``spearman``) with each pair's CI. Returns the Figure."""
+    (a vertical line spans each sample's range); the settings × settings agreement matrix with
+    each pair's CI — ``statistic`` ``"both"`` (Krippendorff's alpha below the diagonal, Spearman's
+    rho above), ``"alpha"`` or ``"spearman"``. Returns the Figure."""
+    if statistic not in ("both", "alpha", "spearman"):
+        raise ValueError(f"statistic: 'both', 'alpha' or 'spearman', got {statistic!r}")
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
     panels = [p for p, has in (("repeats", len(rel.self_consistency)), ("templates", len(rel.template_spread)),
                                 ("judges", len(rel.settings) >= 2)) if has]
@@ -44,29 +46,43 @@ def plot_reliability(rel: Reliability, statistic: str = "alpha", title: str | No
                          and mine[c].notna().any()]
                 x = np.arange(len(mine))
                 ax.vlines(x, mine[names].min(axis=1), mine[names].max(axis=1), color="0.7", lw=1.5)
-                for j, name in enumerate(names):
-                    ax.scatter(x, mine[name], s=16, color=f"C{j}", label=str(name) if k == 0 else None, zorder=3)
+                for j, name in enumerate(names):  # side by side, so equal scores stay visible
+                    ax.scatter(x + (j - (len(names) - 1) / 2) * 0.12, mine[name], s=16, color=f"C{j}",
+                               label=str(name) if k == 0 else None, zorder=3)
                 ax.text(0.02, 0.02, f"mean SD {r.mean_sd:.2f} [{r.sd_ci_low:.2f}, {r.sd_ci_high:.2f}]",
                         transform=ax.transAxes, fontsize=8)
             ax.set(ylim=(lo - 0.3, hi + 0.3), xlabel="sample (sorted by spread)", ylabel="score",
                    title="across prompt templates")
             ax.legend(fontsize=7, loc="upper left")
         else:
-            m = rel.matrix(statistic)
-            labels = m.map(lambda v: "" if np.isnan(v) else f"{v:.2f}").astype(object)
-            for r in rel.judges.itertuples():
-                low, high = getattr(r, f"{statistic}_ci_low"), getattr(r, f"{statistic}_ci_high")
-                if np.isfinite(low) and np.isfinite(high):
-                    labels.loc[r.a, r.b] = labels.loc[r.b, r.a] = f"{getattr(r, statistic):.2f}\n[{low:.2f}, {high:.2f}]"
-            short = [s if len(s) <= 34 else s[:32] + "…" for s in m.index]
-            sns.heatmap(m, annot=labels.to_numpy(), fmt="", annot_kws={"fontsize": 7}, cmap="vlag_r", vmin=-1,
-                        vmax=1, ax=ax, xticklabels=short, yticklabels=short,
-                        cbar_kws={"label": "Krippendorff's α" if statistic == "alpha" else "Spearman's ρ"})
-            ax.tick_params(axis="x", labelrotation=35, labelsize=7)
-            ax.tick_params(axis="y", labelsize=7)
-            for label in ax.get_xticklabels():
-                label.set_horizontalalignment("right")
-            ax.set_title("between judges" + (" (95% CI)" if len(rel.judges) else ""))
+            _matrix(ax, rel, statistic)
     fig.suptitle(title or "Judge reliability")
     fig.tight_layout()
     return fig
+
+
+def _matrix(ax, rel: Reliability, statistic: str) -> None:
+    import seaborn as sns
+
+    labels_ = list(rel.settings["label"])
+    m = rel.matrix("alpha" if statistic == "both" else statistic)
+    text = m.map(lambda v: "" if np.isnan(v) else f"{v:.2f}").astype(object)
+    for r in rel.judges.itertuples():
+        i, j = labels_.index(r.a), labels_.index(r.b)
+        cells = {"alpha": (max(i, j), min(i, j)), "spearman": (min(i, j), max(i, j))}  # alpha below, rho above
+        for stat in (("alpha", "spearman") if statistic == "both" else (statistic,)):
+            value, low, high = (getattr(r, stat), getattr(r, f"{stat}_ci_low"), getattr(r, f"{stat}_ci_high"))
+            where = [cells[stat]] if statistic == "both" else [(i, j), (j, i)]
+            for row, col in where:
+                m.iloc[row, col] = value
+                text.iloc[row, col] = ("" if np.isnan(value) else f"{value:.2f}") + (
+                    f"\n[{low:.2f}, {high:.2f}]" if np.isfinite(low) and np.isfinite(high) else "")
+    short = [s.replace(" [", "\n[", 1) for s in m.index]  # the judge, then its template and temperature
+    name = {"both": "α (below the diagonal) · ρ (above)", "alpha": "Krippendorff's α", "spearman": "Spearman's ρ"}
+    sns.heatmap(m, annot=text.to_numpy(), fmt="", annot_kws={"fontsize": 7}, cmap="vlag_r", vmin=-1, vmax=1, ax=ax,
+                xticklabels=short, yticklabels=short, cbar_kws={"label": name[statistic]})
+    ax.tick_params(axis="x", labelrotation=35, labelsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.set_title("between judges (95% CI)")

@@ -234,6 +234,29 @@ def test_agreement_with_human_csv_then_the_annotator_store(tmp_path, shortcut_ne
     assert "human annotators: 1 raters, 10 samples" in out and "needs 2 or more annotators" in out
 
 
+def test_agreement_with_a_vlm_judge_shows_repeats_and_templates(tmp_path, shortcut_net, monkeypatch):
+    """With a VLM judge (the real openai SDK against the loopback server, which samples like a
+    model), the reliability section asks five answers at temperature 0.7 and every named template,
+    and reports self-consistency and the spread across templates."""
+    from loopback_server import LoopbackServer, SampledScore
+
+    from vlmxplain.judges.vlm import PROMPT_TEMPLATES
+
+    with LoopbackServer(score=SampledScore(4)) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-notebook-0000")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)  # the kernel inherits it
+        nb = execute("agreement", tmp_path, judge="openai:gpt-4o-mini", limit=8, n_boot=100, run_dir="runs/vlm")
+        hot = [r for r in server.requests if r.body.get("temperature") == 0.7]
+    assert len(hot) == 5 * 8
+    figures(tmp_path / "figures", "agreement", 3, "openai-gpt-4o-mini-simulated")
+    store = RunStore(tmp_path / "runs/vlm")
+    versions = {s.options["template"] for s in store.judge_settings() if s.judge == "openai:gpt-4o-mini"}
+    assert versions == set(PROMPT_TEMPLATES)
+    rel = pd.read_csv(next((tmp_path / "runs/vlm").glob("reliability-*.csv")))
+    assert {"repeats", "templates", "judges"} <= set(rel["part"])
+    assert "need a VLM judge" not in printed(nb)
+
+
 def test_agreement_bad_parameter(tmp_path):
     fails_fast("agreement", tmp_path, "annotations", str(tmp_path / "no-such.csv"))
 

@@ -282,3 +282,13 @@ def test_reliability_of_offline_judges_and_what_it_needs(base_run, tiny_clf):
     assert {pair.a, pair.b} == {"offline:groundtruth", "offline:insertion-deletion"} and pair.n == N
     assert -1 <= pair.alpha_ci_low <= pair.alpha <= pair.alpha_ci_high <= 1
     assert len(vx.plot_reliability(rel).axes) == 2  # the matrix and its colour bar
+
+
+def test_shards_with_repeats_merge_into_one_run_with_every_answer(tiny_clf, tmp_path):
+    data = vx.datasets.shapes(N, seed=3)
+    shards = [vx.explain(tiny_clf, data, judge="offline:groundtruth", run_dir=tmp_path / f"s{k}", shard=(k, 2),
+                         repeats=2, progress=False, verbose=False) for k in range(2)]
+    merged = vx.merge_runs([s.run_dir for s in shards], into=tmp_path / "all")
+    long = merged.repeats()
+    assert len(long) == 2 * N and not long.duplicated(["id", "repeat"]).any() and (long["judge_status"] == "ok").all()
+    assert len(merged.table) == N and (merged.table["n_answers"] == 2).all()

@@ -205,6 +205,10 @@ def reliability(run: Run, *, judges: list[str] | None = None, alpha: float | Non
         known = ps.merge(mine.groupby("id")["correct"].first().rename("c").reset_index(), on="id")
         flips = known.loc[known["c"].notna(), "flipped"].astype(bool)
         flip = acceptance_rate(flips.to_numpy(), ci=ci) if len(flips) else None
+        temperature = settings.loc[settings["label"] == label, "temperature"].iloc[0]
+        if temperature == 0:  # a VLM asked at temperature 0: only the provider's nondeterminism can differ
+            note = "; ".join(v for v in (note, "temperature 0: answers differ only by the provider's nondeterminism")
+                             if v)
         rows.append(dict(label=label, n=len(ps), repeats=int(wide.shape[1]), alpha=est, alpha_ci_low=lo,
                          alpha_ci_high=hi, mean_sd=sd, sd_ci_low=sd_lo, sd_ci_high=sd_hi,
                          flip_share=flip.rate if flip else np.nan, flip_ci_low=flip.ci[0] if flip else np.nan,

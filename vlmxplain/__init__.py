@@ -35,10 +35,12 @@ _EXPORTS: dict[str, str] = {
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
     "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
     "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity", "mislabel_report": "metrics.mislabel",
+    "reliability": "metrics.reliability",
     # figures and panels
     "plot_quadrant_matrix": "viz.figures", "plot_score_histogram": "viz.figures", "plot_quadrant_gallery": "viz.figures",
     "save_figure": "viz.figures", "plot_per_class_matrix": "viz.figures", "plot_bias_curve": "viz.bias", "plot_flagged_gallery": "viz.bias",
     "plot_sweep_heatmap": "viz.sweep", "plot_mask_grid": "viz.sweep", "plot_agreement": "viz.agreement",
+    "plot_reliability": "viz.reliability",
     "plot_transition_matrix": "viz.compare", "plot_score_scatter": "viz.compare",
     "Annotator": "widgets.annotator", "JudgeViewer": "widgets.judge_viewer", "MaskTuner": "widgets.mask_tuner",
     "QuadrantBrowser": "widgets.quadrant_browser",

@@ -146,6 +146,7 @@ def explain(
     device: str | None = None,
     autocast: str | None = None,
     shard: tuple[int, int] | None = None,
+    repeats: int = 1,
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -159,7 +160,10 @@ def explain(
     (default: leave it where it is); ``autocast="bf16"``/``"fp16"`` runs the CAM forward pass in
     mixed precision. ``shard=(k, n)`` computes only the k-th of n disjoint shards of the dataset
     (by a stable hash of the sample id) into this run directory; :func:`~vlmxplain.merge_runs`
-    joins the shards' stores into one run.
+    joins the shards' stores into one run. ``repeats=n`` asks the judge ``n`` times per sample
+    (repeated sampling, with e.g. ``judge_options={"temperature": 0.7}``): each answer is its own
+    judgment (repeat 0..n-1), cached and resumed like a single one; ``run.table`` shows repeat 0
+    and ``run.repeats()`` every answer (see :func:`vlmxplain.metrics.reliability`).
 
     If the judge's provider refuses a request (a bad key, model or URL: HTTP 401/403/404),
     nothing more is sent; the summary says what to fix, and the next call judges the refused
@@ -178,6 +182,7 @@ def explain(
     threshold = validate_threshold(threshold)
     method = get_cam_method(cam).name
     check_int("batch_size", batch_size)
+    repeats = check_int("repeats", repeats)
     if limit is not None:
         check_int("limit", limit)
     check_autocast(autocast)
@@ -216,14 +221,17 @@ def explain(
     )
     for entry in dataset.skipped_entries:  # entries of the source that are not samples (e.g. a FIFO)
         store.add_skipped(entry.id, entry.path, entry.reason)
-    done = store.judged_ids(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
+    done = store.judged_repeats(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
     skipped_before = store.skipped_ids()
     have_cam = store.cam_ids()
-    pending = [i for i, r in refs.items() if r.id not in done and r.id not in skipped_before]
-    total = len(refs)
-    del refs, done
+    todo = {i: repeats - sum(k < repeats for k in done.get(r.id, ())) for i, r in refs.items()
+            if r.id not in skipped_before}
+    pending = [i for i, n in todo.items() if n > 0]
+    questions = sum(todo.values())  # answers still to get (sample × repeat)
+    total = len(refs) * repeats
+    del refs, todo
     skipped_count = len(skipped_before)
-    summary = ExplainSummary(total=total, already_done=total - len(pending), skipped=skipped_count)
+    summary = ExplainSummary(total=total, already_done=total - questions, skipped=skipped_count, repeats=repeats)
     if pending and get_cam_method(method).costly:
         warnings.warn(f"{method} runs one forward pass per target-layer channel: ~40 s per image on a CPU for "
                       f"EfficientNet-Lite0 ({len(pending)} images). Prefer gradcam for large runs.",
@@ -237,7 +245,8 @@ def explain(
 
     with lock, _judging(the_judge, cache) as judgment_cache, bar:
         depth = max(batch_size, the_judge.concurrency)
-        stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth)
+        stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth, repeats=repeats,
+                        done=done)
         loaded, with_cams, requests = (queue.Queue(maxsize=2 * batch_size), queue.Queue(maxsize=2 * batch_size),
                                        queue.Queue(maxsize=depth))
         encoders = [encode_workers()]
@@ -250,7 +259,7 @@ def explain(
         stream.spawn("judge", stream.judging, requests)
         stream.write_all()
     summary.skipped = len(store.skipped_ids())
-    summary.not_sent = len(pending) - summary.processed - (summary.skipped - skipped_count)
+    summary.not_sent = questions - summary.processed - (summary.skipped - skipped_count) * repeats
     if stream.stopped is not None:
         summary.problem = str(stream.stopped)
     summary.seconds = time.perf_counter() - t0

@@ -52,7 +52,7 @@ print(f"{run.judge} judged {len(judge_scores)} of {len(table)} samples in {run.r
 # %%
 if ap.annotations == "simulated":
     # the reference rater: the ground-truth judge on the same masked images (needs object masks)
-    vx.rejudge(run, judge="offline:groundtruth", progress=False)
+    vx.rejudge(run, judge="offline:groundtruth", progress=False, make_current=False)  # the judge under test stays current
     gt = run.table_for(judge="offline:groundtruth")
     gt = gt.loc[gt["judge_status"] == "ok"].set_index("id")["score"]
     ann = vxe.simulate_annotators(gt, ap.n_annotators, ap.annotator_noise, seed=ap.seed, judge_scores=judge_scores)
@@ -141,3 +141,33 @@ if views is None:
 else:
     cmp = vxm.paired_comparison(views["masked"], views["overlay"], names=("masked", "overlay"), n_boot=ap.n_boot)
     display(cmp.to_frame())
+
+# %% [markdown]
+# ## Judge reliability
+# Does the judge agree with itself, with other prompts, with other judges? `vx.reliability(run)` reads every judge setting stored in the run at its alpha/beta — nothing is asked again — and reports, each with a bootstrap CI: **self-consistency** across repeated answers (`repeats=n` at temperature > 0: Krippendorff's alpha with answers as coders, the mean per-sample SD, the share of samples whose quadrant flips), the **spread across prompt templates** (the paper's rubric and the variants of the authors' three prompts), and **inter-judge agreement** (Krippendorff's alpha and Spearman's rho for every pair of settings).
+#
+# Offline, the three offline judges are compared on this run. They are deterministic, so repeats and templates would show nothing: those parts need a VLM judge (`-p judge openai:gpt-4o-mini`, key from the environment) and run below only then.
+
+# %%
+OFFLINE_JUDGES = ["offline:insertion-deletion", "offline:groundtruth", "offline:faithfulness"]
+for other in OFFLINE_JUDGES:
+    vx.rejudge(run, judge=other, progress=False, make_current=False)  # already judged: nothing is redone
+judge_is_vlm = not vx.JudgeSpec.parse(run.judge).is_offline
+if judge_is_vlm:
+    # repeated sampling: 5 answers per sample at temperature 0.7, each cached and resumable
+    vx.rejudge(run, judge=run.judge, repeats=5, judge_options={"temperature": 0.7}, progress=False, make_current=False)
+    for template in vx.judges.vlm.PROMPT_TEMPLATES:  # the paper's rubric and the authors' three variants
+        vx.rejudge(run, judge=run.judge, judge_options={"template": template}, progress=False, make_current=False)
+else:
+    print(f"repeats and prompt templates need a VLM judge (this run's judge is {run.judge}); "
+          "inter-judge agreement of the offline judges only")
+rel = vx.reliability(run, judges=sorted({run.judge, *OFFLINE_JUDGES}), n_boot=ap.n_boot, seed=ap.seed)
+rel.to_frame().to_csv(Path(run.run_dir) / f"reliability-{tag}.csv", index=False)
+rel.judges[["a", "b", "n", "alpha", "alpha_ci_low", "alpha_ci_high", "spearman", "spearman_ci_low", "spearman_ci_high"]]
+
+# %%
+if judge_is_vlm:
+    display(rel.self_consistency, rel.template_spread, rel.template_means)
+fig = viz.plot_reliability(rel, title=f"Judge reliability on {run.run_dir.name}")
+vxf.show_figure(fig, figures / f"agreement-{tag}-reliability.png");
+

@@ -22,6 +22,10 @@ a text body), ``null_content`` (a choice whose content is null), ``wrong_schema`
 ``html_text`` (script tags in the answer), ``control`` (ANSI, bidi, NUL in the answer),
 ``formula`` (spreadsheet formulas in the answer), ``echo_key`` (the request's key in the answer).
 
+Repeated sampling: ``LoopbackServer(score=SampledScore(base, seed=0))`` answers like a sampling
+model: at temperature 0 always ``base``, at temperature ``t`` > 0 ``base`` plus a seeded draw of
+spread ``spread * t`` (the k-th identical request gets the k-th draw, whatever the arrival order).
+
 Use as a pytest plugin (``pytest_plugins = ["loopback_server"]`` in ``tests/conftest.py``) for
 the ``loopback_server`` fixture, or directly: ``with LoopbackServer(latency=0.5) as server: ...``.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
 import json
 import math
 import random
@@ -94,6 +99,39 @@ class RecordedRequest:
     def api_key(self) -> str | None:
         auth = self.headers.get("authorization", "")
         return auth[7:] if auth.lower().startswith("bearer ") else self.headers.get("x-goog-api-key")
+
+
+def request_temperature(rec: RecordedRequest) -> float:
+    """The sampling temperature a request asked for (0 when it sent none)."""
+    if rec.protocol == "gemini":
+        config = rec.body.get("generationConfig") or rec.body.get("generation_config") or {}
+        return float(config.get("temperature") or 0.0)
+    return float(rec.body.get("temperature") or 0.0)
+
+
+class SampledScore:
+    """A score that depends on the temperature a request asks for, like a sampling model's:
+    ``base`` (an int, or a function of the request) at temperature 0; at ``t`` > 0 ``base`` plus
+    a normal draw of SD ``spread * t``, rounded and clipped to 0..5. The draw is seeded by
+    ``seed``, the request's content (text + images) and how many identical requests came before,
+    so a run's answers are the same whatever order concurrent requests arrive in."""
+
+    def __init__(self, base: int | Callable[[RecordedRequest], int] = 3, *, seed: int = 0, spread: float = 2.0) -> None:
+        self.base, self.seed, self.spread = base, seed, spread
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, rec: RecordedRequest) -> int:
+        base = int(self.base(rec) if callable(self.base) else self.base)
+        t = request_temperature(rec)
+        if t <= 0:
+            return base
+        digest = hashlib.sha256(rec.text.encode() + b"".join(rec.images)).hexdigest()
+        with self._lock:
+            k = self._seen.get(digest, 0)
+            self._seen[digest] = k + 1
+        draw = random.Random(f"{self.seed}:{digest}:{k}").gauss(0.0, self.spread * t)
+        return int(min(5, max(0, round(base + draw))))
 
 
 def _answer(score: int) -> dict:

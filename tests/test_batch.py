@@ -401,3 +401,20 @@ def test_jobs_are_chunked_by_size_too(tiny_clf, tmp_path):
                          **batch_judge("gemini", server, max_bytes_per_job=1000))  # smaller than one request
         assert run.last_summary.batch.jobs_submitted == 3 and len(server.batch.jobs) == 3
         assert sorted(Counter(line.job_id for line in server.batch.lines).values()) == [1, 1, 1]
+
+
+def test_repeated_sampling_submits_one_request_per_answer_once(tiny_clf, tmp_path):
+    data = vx.datasets.shapes(3, seed=21)
+    with LoopbackServer() as server:
+        server.batch.outcome = None
+        judge = batch_judge("openai", server, temperature=0.7)
+        run = vx.explain(tiny_clf, data, run_dir=tmp_path / "r", progress=False, verbose=False, repeats=2, **judge)
+        assert run.last_summary.submitted == 6 and len(set(server.batch.custom_ids())) == 6
+        vx.explain(tiny_clf, data, run_dir=tmp_path / "r", progress=False, verbose=False, repeats=2, **judge)
+        assert len(server.batch.lines) == 6  # every answer in flight: nothing submitted twice
+        server.batch.finish("completed")
+        run = vx.sync(tmp_path / "r", verbose=False)  # the run's jobs asked for 2 answers per sample
+        assert run.last_summary.judged == 6 and len(server.batch.lines) == 6
+    answers = run.store.judgments(run.judge)
+    assert sorted(answers.groupby("id")["repeat"].apply(sorted).tolist()) == [[0, 1]] * 3
+    assert set(submitted_samples(run, server).values()) == {2}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam import AblationCAM
+from pytorch_grad_cam import AblationCAM, ScoreCAM
 from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.grad_cam_plusplus import GradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
 import vlmxplain as vx
-from vlmxplain.cams.methods import FastEigenCAM, ScaledGradCAMPlusPlus
+from vlmxplain.cams.methods import FastEigenCAM, ScaledGradCAMPlusPlus, StreamingScoreCAM
 
 
 def _corr(a, b):
@@ -81,6 +81,30 @@ def test_ablationcam_runs_on_a_vit_and_equals_grad_cams_with_its_vit_layer(vit, 
                      ablation_layer=AblationLayerVit(), **options) as cam:
         ref = cam(input_tensor=vit.batch([image]), targets=[ClassifierOutputTarget(int(ours.targets[0]))])
     np.testing.assert_allclose(vx.saliency(ours.maps[0], (224, 224)), ref[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("batch_size", [5, 64])
+def test_streaming_scorecam_gives_upstreams_weights_without_materialising_every_masked_input(tiny_clf, batch_size):
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(np.float32(rng.random((2, 3, 64, 64))))
+    model = tiny_clf.model.eval()
+    with torch.no_grad():
+        acts = {}
+        hook = tiny_clf.target_layer.register_forward_hook(lambda m, a, o: acts.update(a=o.numpy()))
+        model(x)
+        hook.remove()
+    targets = [ClassifierOutputTarget(0), ClassifierOutputTarget(2)]
+    upstream = ScoreCAM(model=model, target_layers=[tiny_clf.target_layer])
+    ours = StreamingScoreCAM(model=model, target_layers=[tiny_clf.target_layer])
+    upstream.batch_size = ours.batch_size = batch_size
+    for cam in (upstream, ours):
+        cam.activations_and_grads.release()
+    ref = upstream.get_cam_weights(x, None, targets, acts["a"], None)
+    got = ours.get_cam_weights(x, None, targets, acts["a"], None)
+    assert acts["a"].shape[1] > batch_size or batch_size == 64  # several chunks in the first case
+    assert got.shape == ref.shape == acts["a"].shape[:2]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(got[0], got[1])  # two targets, two different weightings: the test can fail
 
 
 # ----------------------------------------------------------------------------- no attention

@@ -49,3 +49,37 @@ def test_bad_arguments_fail_before_any_task(client, tmp_path):
     with pytest.raises(ValueError, match="shard: set by explain_on_dask"):
         vx.explain_on_dask("efficientnet_lite0", "gallery", shards=2, shard=(0, 2), run_dir=tmp_path / "r",
                            client=client)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A real local Ray cluster of two CPUs (offline; no dashboard, session files in a temp folder)."""
+    ray = pytest.importorskip("ray")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")  # no token written under ~/.ray
+        mp.setenv("RAY_TMPDIR", str(tmp_path_factory.mktemp("ray")))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def test_shards_as_ray_tasks_merge_into_the_unsharded_run(ray_cluster, tmp_path):
+    torch.manual_seed(0)
+    clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+    data = vx.datasets.shapes(16, seed=11)
+    run = vx.explain_on_ray(clf, data, shards=3, run_dir=tmp_path / "run", judge="offline:groundtruth",
+                            batch_size=4, cache=False)
+    assert sorted(tuple(s["shard"]) for s in run.shard_summaries) == [(k, 3) for k in range(3)]
+    assert sum(s["judged"] for s in run.shard_summaries) == 16
+    full = vx.explain(clf, data, run_dir=tmp_path / "full", judge="offline:groundtruth", batch_size=4,
+                      cache=False, progress=False, verbose=False)
+    a, b = run.table.sort_values("id"), full.table.sort_values("id")
+    assert list(a["id"]) == list(b["id"]) and list(a["prediction"]) == list(b["prediction"])
+    np.testing.assert_allclose(a["score"].to_numpy(float), b["score"].to_numpy(float), atol=0.02)
+    again = vx.explain_on_ray(clf, data, shards=3, run_dir=tmp_path / "run", judge="offline:groundtruth",
+                              batch_size=4, cache=False)
+    assert all(s["cams_computed"] == 0 for s in again.shard_summaries) and len(again.table) == 16
+    with pytest.raises(ValueError, match="verbose: set by explain_on_ray"):
+        vx.explain_on_ray(clf, data, shards=2, run_dir=tmp_path / "r", verbose=True)

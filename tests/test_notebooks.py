@@ -194,8 +194,9 @@ def test_sweep_bad_parameter(tmp_path):
 # ----------------------------------------------------------------------------- agreement
 def test_agreement_defaults_use_labelled_simulated_annotators(tmp_path, shortcut_net):
     nb = execute("agreement", tmp_path)
-    found = figures(tmp_path / "figures", "agreement", 2, "offline-faithfulness-simulated")
-    assert [p.name.rsplit("-", 1)[1] for p in found] == ["sanity.png", "scatter.png"]
+    found = figures(tmp_path / "figures", "agreement", 3, "offline-faithfulness-simulated")
+    assert [p.name.rsplit("-", 1)[1] for p in found] == ["reliability.png", "sanity.png", "scatter.png"]
+    assert "repeats and prompt templates need a VLM judge" in printed(nb)
     assert "sanity check" in printed(nb) and "true CAM wins" in printed(nb)
     run_dir = tmp_path / default_run_dir("agreement")
     ann = pd.read_csv(run_dir / "annotations-SIMULATED.csv")
@@ -215,7 +216,7 @@ def test_agreement_with_human_csv_then_the_annotator_store(tmp_path, shortcut_ne
                                                                                                         index=False)
     nb = execute("agreement", tmp_path, annotations=str(csv), limit=20, judge="offline:groundtruth", n_boot=200,
                  run_dir="runs/humans")
-    figures(tmp_path / "figures", "agreement", 2, "offline-groundtruth-humans")
+    figures(tmp_path / "figures", "agreement", 3, "offline-groundtruth-humans")
     table = pd.read_csv(next((tmp_path / "runs/humans").glob("agreement-*-offline-groundtruth-humans.csv")))
     assert len(table) == 9 and set(table["annotations"]) == {"human"}
     assert set(table["rater"]) == {"ann", "ben", "mean_human"}
@@ -228,9 +229,32 @@ def test_agreement_with_human_csv_then_the_annotator_store(tmp_path, shortcut_ne
         store.put_annotation(sid, "dana", float(k % 6), accept=True)
     nb = execute("agreement", tmp_path, data=None, annotations="run", run_dir="runs/humans", n_boot=100,
                  figures_dir="figs")
-    figures(tmp_path / "figs", "agreement", 2, "humans-run-run")
+    figures(tmp_path / "figs", "agreement", 3, "humans-run-run")
     out = printed(nb)
     assert "human annotators: 1 raters, 10 samples" in out and "needs 2 or more annotators" in out
+
+
+def test_agreement_with_a_vlm_judge_shows_repeats_and_templates(tmp_path, shortcut_net, monkeypatch):
+    """With a VLM judge (the real openai SDK against the loopback server, which samples like a
+    model), the reliability section asks five answers at temperature 0.7 and every named template,
+    and reports self-consistency and the spread across templates."""
+    from loopback_server import LoopbackServer, SampledScore
+
+    from vlmxplain.judges.vlm import PROMPT_TEMPLATES
+
+    with LoopbackServer(score=SampledScore(4)) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-notebook-0000")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)  # the kernel inherits it
+        nb = execute("agreement", tmp_path, judge="openai:gpt-4o-mini", limit=8, n_boot=100, run_dir="runs/vlm")
+        hot = [r for r in server.requests if r.body.get("temperature") == 0.7]
+    assert len(hot) == 5 * 8
+    figures(tmp_path / "figures", "agreement", 3, "openai-gpt-4o-mini-simulated")
+    store = RunStore(tmp_path / "runs/vlm")
+    versions = {s.options["template"] for s in store.judge_settings() if s.judge == "openai:gpt-4o-mini"}
+    assert versions == set(PROMPT_TEMPLATES)
+    rel = pd.read_csv(next((tmp_path / "runs/vlm").glob("reliability-*.csv")))
+    assert {"repeats", "templates", "judges"} <= set(rel["part"])
+    assert "need a VLM judge" not in printed(nb)
 
 
 def test_agreement_bad_parameter(tmp_path):

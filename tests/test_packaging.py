@@ -94,17 +94,19 @@ def test_wheel_in_a_clean_venv_lists_and_runs_the_notebooks(tmp_path):
     assert {f"vlmxplain/notebooks/{n}.ipynb" for n in ("pipeline", "quickstart", "shortcut_bias", "sweep",
                                                          "agreement")} <= set(names)
     python = _layered_venv(tmp_path / "venv")
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a source tree on the path is not the wheel
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
-                   capture_output=True)
+                   capture_output=True, env=clean)
     empty = tmp_path / "empty"
     empty.mkdir()
     where = subprocess.run([str(python), "-c", "import vlmxplain; print(vlmxplain.__file__)"], cwd=empty,
-                           capture_output=True, text=True, check=True).stdout
+                           capture_output=True, text=True, check=True, env=clean).stdout
     assert str(tmp_path / "venv") in where  # the installed wheel, not the source checkout
     cli = tmp_path / "venv" / "bin" / "vlmxplain"
-    listed = subprocess.run([str(cli), "list"], cwd=empty, capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run([str(cli), "list"], cwd=empty, capture_output=True, text=True, check=True,
+                            env=clean).stdout.split()
     assert {"pipeline", "quickstart", "shortcut_bias", "sweep", "agreement"} <= set(listed)
-    env = {**os.environ, "TQDM_DISABLE": "1", "VLMXPLAIN_CACHE": str(tmp_path / "cache.sqlite")}
+    env = {**clean, "TQDM_DISABLE": "1", "VLMXPLAIN_CACHE": str(tmp_path / "cache.sqlite")}
     ran = subprocess.run([str(cli), "run", "pipeline", "-p", "limit", "2", "--no-progress", "--out", "out"], cwd=empty,
                          capture_output=True, text=True, env=env)
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -31,14 +31,17 @@ _EXPORTS: dict[str, str] = {
     # store, pipeline, metrics
     "JudgmentCache": "store.cache", "RunStore": "store.run_store", "Run": "store.run", "open_run": "store.run",
     "merge_runs": "store.merge", "explain_on_dask": "pipeline.distributed",
+    "explain_on_ray": "pipeline.distributed",
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
     "sync": "pipeline.sync",
     "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
     "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity", "mislabel_report": "metrics.mislabel",
+    "reliability": "metrics.reliability",
     # figures and panels
     "plot_quadrant_matrix": "viz.figures", "plot_score_histogram": "viz.figures", "plot_quadrant_gallery": "viz.figures",
     "save_figure": "viz.figures", "plot_per_class_matrix": "viz.figures", "plot_bias_curve": "viz.bias", "plot_flagged_gallery": "viz.bias",
     "plot_sweep_heatmap": "viz.sweep", "plot_mask_grid": "viz.sweep", "plot_agreement": "viz.agreement",
+    "plot_reliability": "viz.reliability",
     "plot_transition_matrix": "viz.compare", "plot_score_scatter": "viz.compare",
     "Annotator": "widgets.annotator", "JudgeViewer": "widgets.judge_viewer", "MaskTuner": "widgets.mask_tuner",
     "QuadrantBrowser": "widgets.quadrant_browser",

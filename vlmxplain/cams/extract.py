@@ -173,7 +173,9 @@ def _extract_batch_locked(
             _check_option(cam, method, key)
             setattr(cam, key, value)
         leaf_hook = clf.target_layer.register_forward_hook(_make_gradient_leaf, prepend=True)
-        with frozen_parameters(clf.model), torch.set_grad_enabled(method.uses_gradients):
+        # gradient methods build a graph for the head only (see _make_gradient_leaf); the others none
+        grad_mode = torch.enable_grad() if method.uses_gradients else torch.inference_mode()
+        with frozen_parameters(clf.model), grad_mode:
             with _forward_precision(x.device, autocast):
                 logits = cam.activations_and_grads(x)
             probs = torch.softmax(logits.detach().float(), dim=1)

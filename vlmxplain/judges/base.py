@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..core.records import JudgeSettings, Judgment
@@ -48,6 +48,17 @@ class Request:
     item: JudgeInput | None = None
     payload: Any = None
     tag: Any = None  # the caller's handle (an index, a queue entry)
+    repeat: int = 0  # the k-th answer to the same question (repeated sampling)
+
+    def for_repeat(self, repeat: int) -> "Request":
+        """The same question asked again as answer ``repeat`` (its own cache key, see :func:`repeat_key`)."""
+        return replace(self, repeat=int(repeat), key=repeat_key(self.key, repeat))
+
+
+def repeat_key(key: str, repeat: int) -> str:
+    """The cache key of answer ``repeat`` to the question keyed ``key``: ``key`` itself for repeat 0
+    (so every key of a single judgment stays valid), a key derived from it for repeat > 0."""
+    return key if repeat == 0 or not key else content_key(key, f"repeat={int(repeat)}")
 
 
 @dataclass

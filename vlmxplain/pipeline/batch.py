@@ -149,11 +149,11 @@ def _ingest(store: RunStore, jobs: BatchJobs, judge: BatchJudge, cache: Judgment
             continue
         judgment = judge.interpret(outcome)
         store.put_judgment(entry.sample_id, judgment, alpha=job.alpha, beta=job.beta, cache_key=entry.cache_key,
-                           cached=False)
+                           cached=False, repeat=entry.repeat)
         if cache is not None:
             cache.put(entry.cache_key, judgment)
         jobs.mark(cid, "judged" if judgment.ok else "failed", judgment.error)
-        entries[cid] = type(entry)(entry.custom_id, entry.sample_id, entry.cache_key, "done")
+        entries[cid] = type(entry)(entry.custom_id, entry.sample_id, entry.repeat, entry.cache_key, "done")
         if judgment.ok:
             p.judged += 1
         else:
@@ -163,7 +163,7 @@ def _ingest(store: RunStore, jobs: BatchJobs, judge: BatchJudge, cache: Judgment
         reason = f"batch job {job.job_id} completed without a readable result for this request"
         for entry in missing:
             store.put_judgment(entry.sample_id, judge.failure(reason), alpha=job.alpha, beta=job.beta,
-                               cache_key=entry.cache_key, cached=False)
+                               cache_key=entry.cache_key, cached=False, repeat=entry.repeat)
         jobs.finish(job.nonce, status.state, "failed", reason)
         p.failed += len(missing)
     else:
@@ -184,7 +184,7 @@ class _Chunk:
         spool.mkdir(parents=True, exist_ok=True)
         self.path = spool / f"{self.nonce}.jsonl"
         self.file = open(self.path, "w", encoding="utf-8")
-        self.entries: list[tuple[str, str, str]] = []
+        self.entries: list[tuple[str, str, int, str]] = []
         self.bytes = 0
 
     def add(self, request: Any) -> None:
@@ -192,7 +192,7 @@ class _Chunk:
         line = request_line(cid, request) + "\n"
         self.file.write(line)
         self.bytes += len(line)
-        self.entries.append((cid, request.sample_id, request.key))
+        self.entries.append((cid, request.sample_id, request.repeat, request.key))
 
     def close(self) -> "_Chunk":
         self.file.close()
@@ -219,7 +219,7 @@ class BatchStream(Stream):
             while (request := self.get(inp)) is not END:
                 hit = self._cache_get(request.key)
                 if hit is not None:
-                    self.write("judgment", request.sample_id, hit, request.key, True)
+                    self.write("judgment", request.sample_id, hit, request.key, True, request.repeat)
                     continue
                 if chunk is not None and chunk.bytes and chunk.bytes + len(request.payload[0]) * 4 // 3 > opts.max_bytes_per_job:
                     self.write("submit", chunk.close())

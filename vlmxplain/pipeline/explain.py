@@ -148,6 +148,7 @@ def explain(
     device: str | None = None,
     autocast: str | None = None,
     shard: tuple[int, int] | None = None,
+    repeats: int = 1,
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -161,7 +162,10 @@ def explain(
     (default: leave it where it is); ``autocast="bf16"``/``"fp16"`` runs the CAM forward pass in
     mixed precision. ``shard=(k, n)`` computes only the k-th of n disjoint shards of the dataset
     (by a stable hash of the sample id) into this run directory; :func:`~vlmxplain.merge_runs`
-    joins the shards' stores into one run.
+    joins the shards' stores into one run. ``repeats=n`` asks the judge ``n`` times per sample
+    (repeated sampling, with e.g. ``judge_options={"temperature": 0.7}``): each answer is its own
+    judgment (repeat 0..n-1), cached and resumed like a single one; ``run.table`` shows repeat 0
+    and ``run.repeats()`` every answer (see :func:`vlmxplain.metrics.reliability`).
 
     A batch judge (``openai-batch:<model>``, ``gemini-batch:<model>``) submits the pending
     judgments as provider jobs and returns at once (``run.last_summary.batch``); calling ``explain``
@@ -185,6 +189,7 @@ def explain(
     threshold = validate_threshold(threshold)
     method = get_cam_method(cam).name
     check_int("batch_size", batch_size)
+    repeats = check_int("repeats", repeats)
     if limit is not None:
         check_int("limit", limit)
     check_autocast(autocast)
@@ -228,16 +233,20 @@ def explain(
         clear_spool(run_dir)
         with open_cache(cache) as judgment_cache:
             collect(store, the_judge, judgment_cache, batch)
-    done = store.judged_ids(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
+    done = store.judged_repeats(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
     if batch is not None:
-        done |= BatchJobs(store).in_flight_ids(the_judge.id, the_judge.prompt_version, alpha, beta)
+        for sid, ks in BatchJobs(store).in_flight_repeats(the_judge.id, the_judge.prompt_version, alpha, beta).items():
+            done.setdefault(sid, set()).update(ks)
     skipped_before = store.skipped_ids()
     have_cam = store.cam_ids()
-    pending = [i for i, r in refs.items() if r.id not in done and r.id not in skipped_before]
-    total = len(refs)
-    del refs, done
+    todo = {i: repeats - sum(k < repeats for k in done.get(r.id, ())) for i, r in refs.items()
+            if r.id not in skipped_before}
+    pending = [i for i, n in todo.items() if n > 0]
+    questions = sum(todo.values())  # answers still to get (sample × repeat)
+    total = len(refs) * repeats
+    del refs, todo
     skipped_count = len(skipped_before)
-    summary = ExplainSummary(total=total, already_done=total - len(pending), skipped=skipped_count)
+    summary = ExplainSummary(total=total, already_done=total - questions, skipped=skipped_count, repeats=repeats)
     if pending and get_cam_method(method).costly:
         warnings.warn(f"{method} runs one forward pass per target-layer channel: ~40 s per image on a CPU for "
                       f"EfficientNet-Lite0 ({len(pending)} images). Prefer gradcam for large runs.",
@@ -252,10 +261,11 @@ def explain(
     with lock, _judging(the_judge, cache) as judgment_cache, bar:
         depth = max(batch_size, the_judge.concurrency)
         if batch is None:
-            stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth)
+            stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth, repeats=repeats,
+                            done=done)
         else:
             stream = BatchStream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth,
-                                 progress=batch)
+                                 repeats=repeats, done=done, progress=batch)
         loaded, with_cams, requests = (queue.Queue(maxsize=2 * batch_size), queue.Queue(maxsize=2 * batch_size),
                                        queue.Queue(maxsize=depth))
         encoders = [encode_workers()]
@@ -268,7 +278,8 @@ def explain(
         stream.spawn("judge", stream.judging, requests)
         stream.write_all()
     summary.skipped = len(store.skipped_ids())
-    summary.not_sent = len(pending) - summary.processed - summary.submitted - (summary.skipped - skipped_count)
+    summary.not_sent = (questions - summary.processed - summary.submitted
+                        - (summary.skipped - skipped_count) * repeats)
     summary.batch = batch
     if stream.stopped is not None:
         summary.problem = str(stream.stopped)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..core.checks import validate_mask_params, validate_threshold
+from ..core.checks import check_int, validate_mask_params, validate_threshold
 from ..core.records import RunView
 from ..judges import Judge, NeedsClassifier, make_judge
 from ..models import Classifier, resolve_classifier
@@ -28,6 +28,7 @@ def rejudge(
     judge_options: dict | None = None,
     classifier: Classifier | None = None,
     cache: JudgmentCache | str | Path | bool = True,
+    repeats: int = 1,
     progress: bool = True,
     make_current: bool = True,
 ) -> Run:
@@ -37,12 +38,15 @@ def rejudge(
     Already judged samples are skipped, so it resumes too. With ``make_current`` (default) the
     new judge/alpha/beta becomes the run's current view (``run.table``, ``run.quadrants()``), as
     with ``explain``. A judge that needs the classifier (``offline:faithfulness``) gets
-    ``classifier``, or the run's own classifier rebuilt from its recorded spec.
+    ``classifier``, or the run's own classifier rebuilt from its recorded spec. ``repeats=n``
+    asks for ``n`` answers per sample (see :func:`~vlmxplain.pipeline.explain.explain`); a rerun
+    with a larger ``n`` asks only for the answers still missing.
     """
     t0 = time.perf_counter()
     view = run.view
     a, b = validate_mask_params(view.alpha if alpha is None else alpha, view.beta if beta is None else beta)
     cut = validate_threshold(view.threshold if threshold is None else threshold)
+    repeats = check_int("repeats", repeats)
     spec = judge or view.judge.judge
     if classifier is not None and classifier.fingerprint != run.config.classifier.fingerprint:
         raise ValueError("classifier: not the classifier this run was computed with (fingerprints differ)")
@@ -54,22 +58,29 @@ def rejudge(
     lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)
     store.record_judge(the_judge.settings())
     batch = BatchProgress() if is_batch(the_judge) else None
-    busy: set[str] = set()
     if batch is not None:  # a batch judge submits jobs and returns: collect what finished, never resubmit
         clear_spool(store.run_dir)
         with open_cache(cache) as judgment_cache:  # under the lock taken above
             collect(store, the_judge, judgment_cache, batch)
-        busy = BatchJobs(store).in_flight_ids(the_judge.id, the_judge.prompt_version, a, b)
-    ids = sorted(store.cam_ids() - store.judged_ids(the_judge.id, the_judge.prompt_version, a, b) - busy)
-    summary = ExplainSummary(total=len(store.cam_ids()), already_done=len(store.cam_ids()) - len(ids))
+    done = store.judged_repeats(the_judge.id, the_judge.prompt_version, a, b)
+    if batch is not None:
+        for sid, ks in BatchJobs(store).in_flight_repeats(the_judge.id, the_judge.prompt_version, a, b).items():
+            done.setdefault(sid, set()).update(ks)
+    have = store.cam_ids()
+    todo = {sid: repeats - sum(k < repeats for k in done.get(sid, ())) for sid in have}
+    ids = sorted(sid for sid, n in todo.items() if n > 0)
+    questions = sum(todo.values())  # answers still to get (sample × repeat)
+    summary = ExplainSummary(total=len(have) * repeats, already_done=len(have) * repeats - questions, repeats=repeats)
     bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",
                unit="img", disable=not progress)
     with lock, _judging(the_judge, cache) as judgment_cache, bar:
         depth = max(32, the_judge.concurrency)
         if batch is None:
-            stream = Stream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth)
+            stream = Stream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth, repeats=repeats,
+                            done=done)
         else:
-            stream = BatchStream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth, progress=batch)
+            stream = BatchStream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth, repeats=repeats,
+                                 done=done, progress=batch)
         todo, requests = queue.Queue(maxsize=depth), queue.Queue(maxsize=depth)
         encoders = [encode_workers()]
 
@@ -90,7 +101,7 @@ def rejudge(
             stream.spawn(f"encode-{k}", stream.encode, todo, requests, work, encoders)
         stream.spawn("judge", stream.judging, requests)
         stream.write_all()
-    summary.not_sent = len(ids) - summary.processed - summary.submitted
+    summary.not_sent = questions - summary.processed - summary.submitted
     summary.batch = batch
     if stream.stopped is not None:
         summary.problem = str(stream.stopped)

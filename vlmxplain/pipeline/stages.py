@@ -46,7 +46,8 @@ class Halted(Exception):
 @dataclass
 class ExplainSummary:
     """What one ``explain`` call did. ``rejected``: questions the provider refused (bad key, model or
-    URL); ``not_sent``: samples never asked; both are asked again by a plain rerun."""
+    URL); ``not_sent``: samples never asked; both are asked again by a plain rerun. With
+    ``repeats`` > 1 the counts are questions (sample × repeat), not samples."""
 
     total: int = 0
     processed: int = 0
@@ -66,11 +67,13 @@ class ExplainSummary:
     seconds: float = 0.0
     problem: str | None = None  # why judging stopped early, and what to fix
     stages: dict[str, int] = field(default_factory=dict)  # items through each stage
+    repeats: int = 1  # answers asked per sample (repeated sampling)
     batch: Any = None  # batch judges: where the run's provider jobs stand (pipeline.batch.BatchProgress)
 
     def __str__(self) -> str:
+        what = "samples" if self.repeats == 1 else f"questions ({self.repeats} answers per sample)"
         text = (
-            f"{self.total} samples: {self.processed} processed ({self.already_done} already done), "
+            f"{self.total} {what}: {self.processed} processed ({self.already_done} already done), "
             f"{self.skipped} skipped; CAMs {self.cams_computed} computed / {self.cams_reused} reused; "
             f"judgments {self.judged} new, {self.cached} from cache, {self.failed} failed"
         )
@@ -94,8 +97,10 @@ class Stream:
     the cache and per-stage counters. Stages run in threads started with :meth:`spawn`."""
 
     def __init__(self, store: RunStore, judge: Judge, cache: JudgmentCache | None, alpha: float, beta: float,
-                 summary: ExplainSummary, bar: Any, *, depth: int) -> None:
+                 summary: ExplainSummary, bar: Any, *, depth: int, repeats: int = 1,
+                 done: dict[str, set[int]] | None = None) -> None:
         self.store, self.judge, self.cache = store, judge, cache
+        self.repeats, self._done = repeats, done or {}  # answers per sample; those already finished
         self.alpha, self.beta = alpha, beta
         self.summary, self.bar = summary, bar
         self.stop = threading.Event()  # abort: an error or an interrupt
@@ -149,6 +154,11 @@ class Stream:
 
     def write(self, kind: str, *args: Any) -> None:
         self.put(self.writes, (kind, *args))
+
+    def missing(self, sample_id: str) -> list[int]:
+        """The repeat indices of ``sample_id`` still to be answered."""
+        done = self._done.get(sample_id, ())
+        return [k for k in range(self.repeats) if k not in done]
 
     # -- stages --------------------------------------------------------------------------------
     def load(self, dataset: Dataset, indices: Iterable[int], out: queue.Queue, workers: int,
@@ -233,23 +243,26 @@ class Stream:
             while (got := self.get(inp)) is not END:
                 if self.halt.is_set():
                     continue
+                sample_id = got[0].id if isinstance(got, tuple) else str(got)
                 try:
                     item = work(got)
                     if shows_no_attention(item):  # a blank map: recorded, never sent to a judge
-                        self.write("judgment", item.sample_id,
-                                   Judgment.no_attention(self.judge.id, self.judge.prompt_version), "", False)
+                        for k in self.missing(item.sample_id):
+                            self.write("judgment", item.sample_id,
+                                       Judgment.no_attention(self.judge.id, self.judge.prompt_version), "", False, k)
                         continue
                     request = self.judge.prepare(item)
                 except (Halted, MemoryError):
                     raise
                 except Exception as exc:  # one bad input fails alone, with its reason
-                    sample_id = got[0].id if isinstance(got, tuple) else str(got)
                     failure = Judgment.failure(self.judge.id, self.judge.prompt_version,
                                                f"bad input: {type(exc).__name__}: {exc}")
-                    self.write("judgment", sample_id, failure, "", False)
+                    for k in self.missing(sample_id):
+                        self.write("judgment", sample_id, failure, "", False, k)
                     continue
                 self.count("encoded")
-                self.put(out, request)
+                for k in self.missing(request.sample_id):  # one request per answer still missing
+                    self.put(out, request.for_repeat(k))
         finally:
             with self._count_lock:
                 remaining[0] -= 1
@@ -277,7 +290,7 @@ class Stream:
             while (request := self.get(inp)) is not END:
                 hit = self._cache_get(request.key)
                 if hit is not None:
-                    self.write("judgment", request.sample_id, hit, request.key, True)
+                    self.write("judgment", request.sample_id, hit, request.key, True, request.repeat)
                     continue
                 self.count("sent")
                 yield request
@@ -285,7 +298,7 @@ class Stream:
         def emit(request: Request, judgment: Judgment) -> None:
             self.count("answered")
             try:
-                self.write("judgment", request.sample_id, judgment, request.key, False)
+                self.write("judgment", request.sample_id, judgment, request.key, False, request.repeat)
             except Halted:
                 pass
 
@@ -296,7 +309,8 @@ class Stream:
             reason = f"an earlier request failed with {stopped.reason}"
             while (request := self.get(inp)) is not END:
                 self.write("judgment", request.sample_id,
-                           Judgment.unsent(self.judge.id, self.judge.prompt_version, reason), request.key, False)
+                           Judgment.unsent(self.judge.id, self.judge.prompt_version, reason), request.key, False,
+                           request.repeat)
 
     def _cache_get(self, key: str) -> Judgment | None:
         if self.cache is None or not key:
@@ -343,11 +357,11 @@ class Stream:
         elif kind == "skip":
             self.store.add_skipped(*args)
             s.skipped += 1
-            self.bar.update(1)
+            self.bar.update(self.repeats)
         elif kind == "judgment":
-            sample_id, judgment, key, cached = args
+            sample_id, judgment, key, cached, repeat = args
             self.store.put_judgment(sample_id, judgment, alpha=self.alpha, beta=self.beta, cache_key=key,
-                                    cached=cached)
+                                    cached=cached, repeat=repeat)
             if cached:
                 s.cached += 1
             elif judgment.status == "not_sent":

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..judges import make_judge
 from ..judges.vlm.batch import BatchJudge
 from ..judges.vlm.options import VLMOptions
-from ..judges.vlm.prompts import PAPER_RUBRIC
+from ..judges.vlm.prompts import PAPER_RUBRIC, PROMPT_TEMPLATES
 from ..store import JudgmentCache, Run, open_run
 from ..judges.vlm.core import CallError
 from ..store.batch_jobs import BatchJobs
@@ -31,8 +31,11 @@ def judge_from_record(run: Run, judge_options: dict | None = None) -> BatchJudge
     recorded = dict(settings.options)
     options = {k: recorded[k] for k in VLMOptions.model_fields if k in recorded and k != "template"}
     options.update({k: recorded[k] for k in _BATCH_OPTIONS if k in recorded})
-    if recorded.get("template", PAPER_RUBRIC.name) != PAPER_RUBRIC.name and "template" not in (judge_options or {}):
-        raise ValueError(f"judge: {run.run_dir} was judged with the prompt template {recorded['template']!r}; pass "
+    name = recorded.get("template", PAPER_RUBRIC.name)
+    if name in PROMPT_TEMPLATES:  # a named template; a custom one is checked by its prompt version below
+        options["template"] = name
+    elif "template" not in (judge_options or {}):
+        raise ValueError(f"judge: {run.run_dir} was judged with the custom prompt template {name!r}; pass "
                          "judge_options={'template': ...} to sync it")
     options.update(judge_options or {})
     judge = make_judge(settings.judge, **options)
@@ -48,13 +51,15 @@ def judge_from_record(run: Run, judge_options: dict | None = None) -> BatchJudge
 
 def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | None = None,
          timeout: float | None = None, judge_options: dict | None = None,
-         cache: JudgmentCache | str | Path | bool = True, cancel: bool = False, verbose: bool = True) -> Run:
+         cache: JudgmentCache | str | Path | bool = True, repeats: int | None = None, cancel: bool = False,
+         verbose: bool = True) -> Run:
     """Collect a batch run: poll its jobs, ingest finished results, submit again the samples of
     expired, failed or cancelled jobs (and any sample with a CAM never submitted); with ``wait``,
     repeat every ``poll_interval`` s (default: the judge's) until nothing is in flight or
     ``timeout`` s have passed. Returns the run; ``run.last_summary`` is the
     :class:`~vlmxplain.pipeline.batch.BatchProgress` of the whole call.
 
+    ``repeats``: answers per sample (default: as many as the run's jobs asked for).
     ``cancel=True`` asks the provider to cancel the run's open jobs instead and collects what they
     answered; nothing is submitted (their other samples stay pending for a later call)."""
     run = run if isinstance(run, Run) else open_run(run)
@@ -67,8 +72,9 @@ def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | No
         while not cancel:
             judge = judge_from_record(run, judge_options)  # rejudge closes it
             interval = judge.batch_options.poll_interval if poll_interval is None else float(poll_interval)
-            rejudge(run, judge=judge, alpha=view.alpha, beta=view.beta, cache=judgment_cache if judgment_cache is not None else False,
-                    progress=False, make_current=False)
+            n = repeats or BatchJobs(run.store).repeats(judge.id, judge.prompt_version)
+            rejudge(run, judge=judge, alpha=view.alpha, beta=view.beta, repeats=n, progress=False, make_current=False,
+                    cache=judgment_cache if judgment_cache is not None else False)
             p = run.last_summary.batch
             _accumulate(total, p)
             if not wait or p.in_flight == 0 or (timeout is not None and time.monotonic() - start >= timeout):

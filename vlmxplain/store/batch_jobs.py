@@ -3,7 +3,8 @@
 ``batch_jobs`` has one row per submission: its local nonce (written *before* the job is created,
 and sent with it as metadata / display name), the provider's job id once known, the judge, prompt
 version, alpha and beta it answers, its state and times. ``batch_requests`` maps each request's
-``custom_id`` to its sample and cache key, with the request's own state:
+``custom_id`` to its sample, answer index (``repeat``, repeated sampling) and cache key, with the
+request's own state:
 
 - job states: ``intent`` (nonce recorded, creation not confirmed) → ``submitted`` (the provider has
   it) → ``completed`` / ``expired`` / ``failed`` / ``cancelled`` once its results are ingested;
@@ -32,8 +33,8 @@ CREATE TABLE IF NOT EXISTS batch_jobs (
     created REAL NOT NULL, submitted REAL, updated REAL, finished REAL
 );
 CREATE TABLE IF NOT EXISTS batch_requests (
-    custom_id TEXT PRIMARY KEY, nonce TEXT NOT NULL, sample_id TEXT NOT NULL, cache_key TEXT NOT NULL,
-    state TEXT NOT NULL, error TEXT
+    custom_id TEXT PRIMARY KEY, nonce TEXT NOT NULL, sample_id TEXT NOT NULL, repeat INTEGER NOT NULL DEFAULT 0,
+    cache_key TEXT NOT NULL, state TEXT NOT NULL, error TEXT
 );
 CREATE INDEX IF NOT EXISTS batch_requests_nonce ON batch_requests(nonce);
 CREATE INDEX IF NOT EXISTS batch_requests_sample ON batch_requests(sample_id, state)
@@ -59,6 +60,7 @@ class BatchJob:
 class BatchRequest:
     custom_id: str
     sample_id: str
+    repeat: int
     cache_key: str
     state: str
 
@@ -79,17 +81,17 @@ class BatchJobs:
 
     # -- writes (each one transaction) ------------------------------------------------------
     def add_intent(self, nonce: str, provider: str, judge_id: str, prompt_version: str, alpha: float, beta: float,
-                   requests: Iterable[tuple[str, str, str]]) -> None:
+                   requests: Iterable[tuple[str, str, int, str]]) -> None:
         """Record a submission before the job is created: its nonce and ``(custom_id, sample_id,
-        cache_key)`` of every request it carries."""
+        repeat, cache_key)`` of every request it carries."""
         rows = list(requests)
         with self.store._tx() as c:
             c.execute("INSERT INTO batch_jobs(nonce, provider, judge_id, prompt_version, alpha, beta, state, n_requests, "
                       "created) VALUES (?,?,?,?,?,?,?,?,?)",
                       (nonce, provider, judge_id, prompt_version, float(alpha), float(beta), "intent", len(rows),
                        time.time()))
-            c.executemany("INSERT INTO batch_requests(custom_id, nonce, sample_id, cache_key, state) VALUES (?,?,?,?,?)",
-                          [(cid, nonce, sid, key, "in_flight") for cid, sid, key in rows])
+            c.executemany("INSERT INTO batch_requests(custom_id, nonce, sample_id, repeat, cache_key, state) "
+                          "VALUES (?,?,?,?,?,?)", [(cid, nonce, sid, int(k), key, "in_flight") for cid, sid, k, key in rows])
 
     def set_submitted(self, nonce: str, job_id: str, *, adopted: bool = False) -> None:
         now = time.time()
@@ -132,16 +134,28 @@ class BatchJobs:
         return [BatchJob(*r) for r in rows]
 
     def requests(self, nonce: str) -> dict[str, BatchRequest]:
-        rows = self._rows("SELECT custom_id, sample_id, cache_key, state FROM batch_requests WHERE nonce = ?", (nonce,))
+        rows = self._rows("SELECT custom_id, sample_id, repeat, cache_key, state FROM batch_requests WHERE nonce = ?",
+                          (nonce,))
         return {r[0]: BatchRequest(*r) for r in rows}
 
-    def in_flight_ids(self, judge_id: str, prompt_version: str, alpha: float, beta: float) -> set[str]:
-        """Samples of this judge/alpha/beta carried by a job not yet ingested: never submitted again."""
+    def in_flight_repeats(self, judge_id: str, prompt_version: str, alpha: float,
+                          beta: float) -> dict[str, set[int]]:
+        """Per sample, the answers (repeat indices) of this judge/alpha/beta carried by a job not
+        yet ingested: never submitted again."""
         rows = self._rows(
-            "SELECT r.sample_id FROM batch_requests r JOIN batch_jobs j ON j.nonce = r.nonce WHERE r.state = "
+            "SELECT r.sample_id, r.repeat FROM batch_requests r JOIN batch_jobs j ON j.nonce = r.nonce WHERE r.state = "
             "'in_flight' AND j.state IN ('intent', 'submitted') AND j.judge_id = ? AND j.prompt_version = ? "
             "AND j.alpha = ? AND j.beta = ?", (judge_id, prompt_version, float(alpha), float(beta)))
-        return {r[0] for r in rows}
+        out: dict[str, set[int]] = {}
+        for sid, k in rows:
+            out.setdefault(sid, set()).add(int(k))
+        return out
+
+    def repeats(self, judge_id: str, prompt_version: str) -> int:
+        """How many answers per sample this judge's jobs asked for (1 without jobs)."""
+        rows = self._rows("SELECT MAX(r.repeat) FROM batch_requests r JOIN batch_jobs j ON j.nonce = r.nonce "
+                          "WHERE j.judge_id = ? AND j.prompt_version = ?", (judge_id, prompt_version))
+        return 1 if not rows or rows[0][0] is None else int(rows[0][0]) + 1
 
     def table(self) -> pd.DataFrame:
         """One row per job, with its requests counted by state."""

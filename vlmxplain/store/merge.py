@@ -26,7 +26,7 @@ _COPIES = {
     "annotations": "sample_id, annotator, score, accept, note, created",
     "judges": "judge_id, prompt_version, settings",
 }
-_JUDGMENT_COLUMNS = ("sample_id, judge_id, prompt_version, alpha, beta, cache_key, status, score, description, "
+_JUDGMENT_COLUMNS = ("sample_id, judge_id, prompt_version, alpha, beta, repeat, cache_key, status, score, description, "
                      "justification, error, raw, parse_path, input_tokens, output_tokens, latency_s, cached, created")
 _RANK = "CASE {t}.status WHEN 'ok' THEN 3 WHEN 'failed' THEN 2 WHEN 'rejected' THEN 1 ELSE 0 END"
 
@@ -82,10 +82,10 @@ def _copy(target: RunStore, source: Path) -> None:
         with target._tx() as c:
             for table, cols in _COPIES.items():
                 c.execute(f"INSERT OR IGNORE INTO main.{table} ({cols}) SELECT {cols} FROM src.{table}")
-            update = ", ".join(f"{col} = excluded.{col}" for col in _JUDGMENT_COLUMNS.split(", ")[5:])
+            update = ", ".join(f"{col} = excluded.{col}" for col in _JUDGMENT_COLUMNS.split(", ")[7:])
             c.execute(
                 f"INSERT INTO main.judgments ({_JUDGMENT_COLUMNS}) SELECT {_JUDGMENT_COLUMNS} FROM src.judgments "
-                "WHERE true ON CONFLICT(sample_id, judge_id, prompt_version, alpha, beta) DO UPDATE SET "
+                "WHERE true ON CONFLICT(sample_id, judge_id, prompt_version, alpha, beta, repeat) DO UPDATE SET "
                 f"cache_key = excluded.cache_key, {update} "
                 f"WHERE {_RANK.format(t='excluded')} > {_RANK.format(t='judgments')}"
             )

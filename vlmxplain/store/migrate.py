@@ -34,8 +34,36 @@ def migrate(c: sqlite3.Connection, path: Path, version: int) -> None:
     if version == 2:
         _v2_to_v3(c)
         version = 3
-    if version != 3:
+    if version == 3:
+        _v3_to_v4(c)
+        version = 4
+    if version != 4:
         raise ValueError(f"run_dir: {path}: unknown run store schema version {version!r}")
+
+
+_V4_JUDGMENTS = """
+CREATE TABLE judgments_v4 (
+    sample_id TEXT NOT NULL, judge_id TEXT NOT NULL, prompt_version TEXT NOT NULL,
+    alpha REAL NOT NULL, beta REAL NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL,
+    score REAL, description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT,
+    input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL, truncated INTEGER NOT NULL DEFAULT 0, repeat INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta, repeat)
+)"""
+_V3_COLUMNS = ("sample_id, judge_id, prompt_version, alpha, beta, cache_key, status, score, description, justification, "
+               "error, raw, parse_path, input_tokens, output_tokens, latency_s, cached, created, truncated")
+
+
+def _v3_to_v4(c: sqlite3.Connection) -> None:
+    """Schema 3 → 4: the repeat index joins the judgments' key (repeated sampling). SQLite cannot
+    change a primary key in place, so the table is rebuilt; every existing judgment becomes repeat 0."""
+    with _transaction(c):
+        c.execute("DROP TABLE IF EXISTS judgments_v4")
+        c.execute(_V4_JUDGMENTS)
+        c.execute(f"INSERT INTO judgments_v4 ({_V3_COLUMNS}, repeat) SELECT {_V3_COLUMNS}, 0 FROM judgments")
+        c.execute("DROP TABLE judgments")
+        c.execute("ALTER TABLE judgments_v4 RENAME TO judgments")
+        c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(4),))
 
 
 def _v2_to_v3(c: sqlite3.Connection) -> None:

@@ -89,26 +89,52 @@ class Run:
         """One row per sample for the run's current judge, alpha and beta."""
         return self.table_for()
 
+    def _setting(self, judge, alpha, beta, prompt_version) -> tuple[str, str | None, float, float]:
+        view = self.view
+        judge = str(judge) if judge else view.judge.judge
+        if prompt_version is None and judge == view.judge.judge:
+            prompt_version = view.judge.prompt_version
+        return (judge, prompt_version, view.alpha if alpha is None else alpha, view.beta if beta is None else beta)
+
     def table_for(
         self, judge: str | None = None, alpha: float | None = None, beta: float | None = None,
         prompt_version: str | None = None, threshold: float | None = None,
     ) -> pd.DataFrame:
         """The per-sample table for another judge / alpha / beta judged on this run (with the stored
-        faithfulness metrics as extra columns, see :func:`vlmxplain.metrics.evaluate`)."""
-        view = self.view
-        judge = str(judge) if judge else view.judge.judge
-        if prompt_version is None and judge == view.judge.judge:
-            prompt_version = view.judge.prompt_version
-        alpha = view.alpha if alpha is None else alpha
-        beta = view.beta if beta is None else beta
+        faithfulness metrics as extra columns, see :func:`vlmxplain.metrics.evaluate`).
+
+        With repeated sampling (``repeats=n``) a row is answer 0 — score, text and quadrant of one
+        real answer — and ``score_mean``, ``score_sd``, ``n_answers`` over the ok answers are added;
+        :meth:`repeats` has every answer."""
+        judge, prompt_version, alpha, beta = self._setting(judge, alpha, beta, prompt_version)
+        judgments = self.store.judgments(judge, prompt_version, alpha, beta)
+        df = self._frame(judgments[judgments["repeat"] == 0].drop_duplicates("id", keep="last"), threshold)
+        df = df[TABLE_COLUMNS].set_index("id", drop=False).rename_axis(None)
+        if (judgments["repeat"] > 0).any():
+            ok = judgments[judgments["judge_status"] == "ok"].groupby("id")["score"]
+            df = df.join(pd.DataFrame({"score_mean": ok.mean(), "score_sd": ok.std(ddof=1), "n_answers": ok.size()}))
+            df["n_answers"] = df["n_answers"].fillna(0).astype(int)
+        return with_metrics(df, self.store)
+
+    def repeats(self, judge: str | None = None, alpha: float | None = None, beta: float | None = None,
+                prompt_version: str | None = None, threshold: float | None = None) -> pd.DataFrame:
+        """Every answer of a judge setting, one row per (sample, prompt version, repeat): the long
+        table of repeated sampling (columns of :attr:`table` plus ``repeat`` and ``prompt_version``;
+        the quadrant of each answer)."""
+        judge, prompt_version, alpha, beta = self._setting(judge, alpha, beta, prompt_version)
+        judgments = self.store.judgments(judge, prompt_version, alpha, beta)
+        df = self._frame(judgments, threshold, how="inner")
+        cols = ["id", "repeat", "prompt_version", *[c for c in TABLE_COLUMNS if c != "id"]]
+        return df[cols].sort_values(["idx", "prompt_version", "repeat"]).reset_index(drop=True)
+
+    def _frame(self, judgments: pd.DataFrame, threshold: float | None, how: str = "left") -> pd.DataFrame:
+        """Samples and predictions joined with ``judgments``, with the derived columns of :attr:`table`."""
         names = self.class_names
         samples = self.store.samples().drop(columns=["meta"])
         cams = self.store.cams()[["id", "prediction", "confidence"]]
-        judgments = self.store.judgments(judge, prompt_version, alpha, beta)
-        judgments = judgments.drop_duplicates("id", keep="last")
         keep = ["id", "score", "judge_status", "judge", "description", "justification", "error", "parse_path",
-                "input_tokens", "output_tokens", "latency_s", "cached", "truncated"]
-        df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how="left")
+                "input_tokens", "output_tokens", "latency_s", "cached", "truncated", "repeat", "prompt_version"]
+        df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how=how)
         skipped = self.store.skipped_ids()
         status = df["judge_status"].fillna("pending").replace({"not_sent": "pending", "rejected": "failed"}).astype(object)
         df["judge_status"] = status.mask(df["id"].isin(skipped), "skipped")
@@ -123,7 +149,7 @@ class Run:
         df["cached"] = df["cached"].fillna(0).astype(bool)
         df["truncated"] = df["truncated"].fillna(0).astype(bool)  # a judge text was cut to the size cap
         df["quadrant"] = quadrant_column(df, self.threshold if threshold is None else threshold)
-        return with_metrics(df[TABLE_COLUMNS].set_index("id", drop=False).rename_axis(None), self.store)
+        return df
 
     def to_csv(self, path: str | Path, table: pd.DataFrame | None = None) -> Path:
         """Write :attr:`table` (or ``table``) as CSV that is safe to open in a spreadsheet: judge
@@ -163,8 +189,9 @@ class Run:
         return float((status[judged] == "ok").mean()) if judged.any() else None
 
     def usage(self) -> dict[str, int]:
-        """Requests and tokens this run paid for with the current judge (cache hits cost nothing)."""
-        t = self.table
+        """Requests and tokens this run paid for with the current judge, every repeat counted (cache
+        hits cost nothing)."""
+        t = self.repeats()
         paid = t[~t["cached"] & t["judge_status"].isin(["ok", "failed"])]
         return {"requests": len(paid), "input_tokens": int(paid["input_tokens"].fillna(0).sum()),
                 "output_tokens": int(paid["output_tokens"].fillna(0).sum())}

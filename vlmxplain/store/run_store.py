@@ -27,7 +27,8 @@ __all__ = ["LOCK_FILE", "RUN_FILE", "SCHEMA_VERSION", "RunDirBusy", "RunLock", "
 RUN_FILE = "run.sqlite"
 #: 2: typed run record (``run`` / ``view`` config rows, ``judges`` table), ``not_sent`` status.
 #: 3: ``judgments.truncated`` (a text field was cut to the size cap).
-SCHEMA_VERSION = 3
+#: 4: ``judgments.repeat`` in the key (repeated sampling: answer k of n; 0 for a single answer).
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,8 +51,8 @@ CREATE TABLE IF NOT EXISTS judgments (
     alpha REAL NOT NULL, beta REAL NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL,
     score REAL, description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT,
     input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL, truncated INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta)
+    created REAL NOT NULL, truncated INTEGER NOT NULL DEFAULT 0, repeat INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta, repeat)
 );
 CREATE TABLE IF NOT EXISTS previews (
     sample_id TEXT PRIMARY KEY, image BLOB NOT NULL, object_mask BLOB, mask_h INTEGER, mask_w INTEGER
@@ -358,36 +359,49 @@ class RunStore:
 
     # ------------------------------------------------------------------ judgments
     def put_judgment(
-        self, sample_id: str, judgment: Judgment, *, alpha: float, beta: float, cache_key: str, cached: bool
+        self, sample_id: str, judgment: Judgment, *, alpha: float, beta: float, cache_key: str, cached: bool,
+        repeat: int = 0,
     ) -> None:
+        """Store one answer; ``repeat`` k numbers the k-th answer to the same question (repeated sampling)."""
         j = judgment
         with self._tx() as c:
             c.execute(
                 "INSERT OR REPLACE INTO judgments(sample_id, judge_id, prompt_version, alpha, beta, cache_key, "
                 "status, score, description, justification, error, raw, parse_path, input_tokens, output_tokens, "
-                "latency_s, cached, created, truncated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "latency_s, cached, created, truncated, repeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     sample_id, j.judge_id, j.prompt_version, float(alpha), float(beta), cache_key, j.status, j.score,
                     j.description, j.justification, j.error, j.raw, j.parse_path, j.input_tokens, j.output_tokens,
-                    j.latency_s, int(cached), time.time(), int(j.truncated),
+                    j.latency_s, int(cached), time.time(), int(j.truncated), int(repeat),
                 ),
             )
 
     def judged_ids(self, judge_id: str, prompt_version: str, alpha: float, beta: float, *,
-                   include_failed: bool = True) -> set[str]:
-        sql = "SELECT sample_id FROM judgments WHERE judge_id=? AND prompt_version=? AND alpha=? AND beta=?"
+                   include_failed: bool = True, repeats: int = 1) -> set[str]:
+        """Samples whose answers ``0 .. repeats-1`` are all finished."""
+        done = self.judged_repeats(judge_id, prompt_version, alpha, beta, include_failed=include_failed)
+        return {sid for sid, ks in done.items() if all(k in ks for k in range(repeats))}
+
+    def judged_repeats(self, judge_id: str, prompt_version: str, alpha: float, beta: float, *,
+                       include_failed: bool = True) -> dict[str, set[int]]:
+        """Per sample, the repeat indices whose answer is finished."""
+        sql = "SELECT sample_id, repeat FROM judgments WHERE judge_id=? AND prompt_version=? AND alpha=? AND beta=?"
         # a question that was never sent (run stopped, fatal reply) or refused (bad key) is not finished
         sql += " AND status = 'ok'" if not include_failed else " AND status NOT IN ('not_sent', 'rejected')"
-        return {r[0] for r in self._conn.execute(sql, (judge_id, prompt_version, float(alpha), float(beta)))}
+        done: dict[str, set[int]] = {}
+        for sid, k in self._conn.execute(sql, (judge_id, prompt_version, float(alpha), float(beta))):
+            done.setdefault(sid, set()).add(int(k))
+        return done
 
     def judgments(self, judge_id: str | None = None, prompt_version: str | None = None,
-                  alpha: float | None = None, beta: float | None = None) -> pd.DataFrame:
-        """Judgments, optionally filtered; one row per (sample, judge, prompt version, alpha, beta)."""
+                  alpha: float | None = None, beta: float | None = None, repeat: int | None = None) -> pd.DataFrame:
+        """Judgments, optionally filtered; one row per (sample, judge, prompt version, alpha, beta, repeat)."""
         clauses, params = [], []
-        for col, val in (("judge_id", judge_id), ("prompt_version", prompt_version), ("alpha", alpha), ("beta", beta)):
+        for col, val in (("judge_id", judge_id), ("prompt_version", prompt_version), ("alpha", alpha), ("beta", beta),
+                         ("repeat", repeat)):
             if val is not None:
                 clauses.append(f"{col} = ?")
-                params.append(float(val) if col in ("alpha", "beta") else val)
+                params.append(float(val) if col in ("alpha", "beta") else int(val) if col == "repeat" else val)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         df = pd.read_sql_query(f"SELECT * FROM judgments{where} ORDER BY created", self._conn, params=params)
         return df.rename(columns={"sample_id": "id", "status": "judge_status", "judge_id": "judge"})

@@ -68,7 +68,7 @@ class JudgeViewer(StaticRepr, widgets.VBox):
     def _load_table(self) -> None:
         self._base = self.run.table_for()
         view = self.run.view
-        raw = self.run.store.judgments(view.judge.judge, view.judge.prompt_version, view.alpha, view.beta)
+        raw = self.run.store.judgments(view.judge.judge, view.judge.prompt_version, view.alpha, view.beta, repeat=0)
         self._raw = dict(zip(raw["id"], raw["raw"])) if len(raw) else {}
 
     def refresh(self) -> None:

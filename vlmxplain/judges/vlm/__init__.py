@@ -7,7 +7,8 @@ Specs (parsed by :class:`vlmxplain.core.specs.JudgeSpec`)::
     openai-compatible:qwen2.5-vl@http://localhost:11434/v1   # Ollama, vLLM, LM Studio
 
 Options (all optional, see :class:`VLMOptions`): ``input_kind`` (masked | overlay | both),
-``image_size`` (512), ``detail``, ``temperature`` (0), ``template``, ``concurrency`` (8),
+``image_size`` (512), ``detail``, ``temperature`` (0), ``template`` (a name in
+:data:`PROMPT_TEMPLATES`, prompt text, or a :class:`PromptTemplate`), ``concurrency`` (8),
 ``rpm``, ``tpm``, ``timeout`` (120 s), ``max_retries`` (4), ``max_output_tokens``, ``base_url``,
 and ``api_key`` (never stored or shown). ``openai-batch:<model>`` / ``gemini-batch:<model>`` judge
 through the providers' batch APIs (:mod:`.batch`; options also :class:`BatchOptions`). :func:`estimate_cost` prices a run before it starts;
@@ -28,11 +29,11 @@ from .gemini_backend import GeminiJudge
 from .keys import MissingKeyError
 from .openai_backend import OpenAICompatibleJudge, OpenAIJudge
 from .parsing import ParseFailure, parse_judge_text
-from .prompts import PAPER_RUBRIC, PromptTemplate
+from .prompts import PAPER_RUBRIC, PROMPT_TEMPLATES, PromptTemplate
 
 __all__ = [
     "BatchJudge", "BatchOptions", "CallError", "CostEstimate", "GeminiJudge", "MissingKeyError", "ModelPrice", "OpenAICompatibleJudge",
-    "OpenAIJudge", "PAPER_RUBRIC", "PRICES", "ParseFailure", "PromptTemplate", "Reply", "VLMJudge",
+    "OpenAIJudge", "PAPER_RUBRIC", "PRICES", "PROMPT_TEMPLATES", "ParseFailure", "PromptTemplate", "Reply", "VLMJudge",
     "VLMOptions", "actual_cost", "estimate_cost", "parse_judge_text", "usage_cost",
 ]
 

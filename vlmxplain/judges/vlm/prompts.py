@@ -7,6 +7,13 @@ schema, so editing a template (or the schema) changes every cache key that uses 
 The default, :data:`PAPER_RUBRIC`, follows arXiv 2508.20227: describe what is visible, how much
 of the predicted object is covered, whether the visible regions align with it, distractions,
 why the model may be looking there; a justification; a 0–5 score with six anchored levels.
+
+:data:`PROMPT_TEMPLATES` names it and three variants after the three prompts the authors' code
+ships (autoXplain ``PROMPT_1``–``PROMPT_3``; same rubric, reworded here): ``paper-strict`` (the
+prediction may be wrong, score low when the object is hard to see), ``paper-concise`` (a short
+instruction) and ``paper-describe-first`` (describe before judging). Select one by name:
+``judge_options={"template": "paper-strict"}``; each has its own version, so judgments under
+several templates coexist in one run (``vx.reliability`` reports the spread across them).
 """
 from __future__ import annotations
 
@@ -67,6 +74,60 @@ Then give a justification for your score, and score the attention from 0 to 5:
 3 - moderate: the main part of the object is visible and recognisable, with incomplete coverage or notable distractions.
 4 - good: the object is mostly covered and clearly recognisable, with only minor distractions.
 5 - fully accurate: the attended region covers the predicted object accurately, with no distractions.
+
+Reply with JSON only: {{"description": "...", "justification": "...", "score": <0-5>}}"""
+
+
+_STRICT = """{input_description}
+
+The classifier predicted: "{predicted_name}". Be sceptical: the classifier can be weak and this
+prediction may be wrong, in which case its attention need not show a "{predicted_name}" at all.
+Treat the visible region as the only evidence the classifier offers for "{predicted_name}" and
+ask whether it holds up. If the visible region is not clearly related to a "{predicted_name}", or
+the object is hard to make out, give a low score.
+
+In the description, say what the visible region shows; whether the "{predicted_name}" is shown
+fully, partly or not at all; whether the visible parts line up with it; what background or other
+objects are visible; and what (shape, colour, texture, context) may have drawn the attention.
+
+Justify the score, then score the attention from 0 to 5:
+0 - the attention is scattered or unrelated to anything meaningful.
+1 - the attention is on something other than the predicted object.
+2 - a small overlap with the object; the attention is mostly elsewhere.
+3 - part of the object is attended, together with unrelated regions.
+4 - mostly on the object, with minor background distractions.
+5 - precisely on the object, with nothing else attended.
+
+Reply with JSON only: {{"description": "...", "justification": "...", "score": <0-5>}}"""
+
+_CONCISE = """{input_description}
+
+The classifier says this is a "{predicted_name}". How well does the visible (attended) region
+support that prediction?
+
+Describe the visible region: is the "{predicted_name}" visible fully, partly or not at all, do the
+visible parts match its shape and position, what else is included, and why might the classifier
+look there. Justify your score briefly. Score from 0 to 5: 0 off target; 1 on the wrong object;
+2 barely on the object; 3 partly on the object, much else; 4 mostly on the object; 5 entirely on
+the object, nothing else.
+
+Reply with JSON only: {{"description": "...", "justification": "...", "score": <0-5>}}"""
+
+_DESCRIBE_FIRST = """{input_description}
+
+Start by describing what you see in the visible region(s), before thinking about any label.
+Only then compare your description with the classifier's prediction, "{predicted_name}": which
+parts of a "{predicted_name}" can be seen, how much of it is visible (fully, partly, not at all),
+whether the visible regions correspond to the actual object, what distracts from it, and why the
+classifier may have attended there.
+
+Justify the score from what you observed, then score the attention from 0 to 5:
+0 - the attention misses the object entirely.
+1 - the attention is entirely on the wrong region.
+2 - minimal overlap with the actual object.
+3 - mixed: some of the object, some irrelevant regions.
+4 - mostly correct, with small errors.
+5 - the object is fully covered, with no distractions.
 
 Reply with JSON only: {{"description": "...", "justification": "...", "score": <0-5>}}"""
 
@@ -133,13 +194,36 @@ class PromptTemplate(BaseModel):
 #: The paper's rubric (default template).
 PAPER_RUBRIC = PromptTemplate(name="paper-rubric-v1", user=_RUBRIC)
 
+#: Named templates: the default rubric and the variants of the authors' three prompts.
+PROMPT_TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (
+    PAPER_RUBRIC,
+    PromptTemplate(name="paper-strict", user=_STRICT),
+    PromptTemplate(name="paper-concise", user=_CONCISE),
+    PromptTemplate(name="paper-describe-first", user=_DESCRIBE_FIRST),
+)}
+
+
+def _looks_like_a_name(text: str) -> bool:
+    return len(text) <= 64 and not any(c.isspace() or c in "{}" for c in text)
+
 
 def get_template(template: PromptTemplate | str | None) -> PromptTemplate:
-    """``None`` → :data:`PAPER_RUBRIC`; a string → a custom user template (default system text)."""
+    """``None`` → :data:`PAPER_RUBRIC`; the name of a template in :data:`PROMPT_TEMPLATES` → that
+    template; any other string → a custom user template (default system text). A single word that
+    names no template is refused (a misspelt name would silently become the whole prompt)."""
     if template is None:
         return PAPER_RUBRIC
     if isinstance(template, PromptTemplate):
         return template
     if isinstance(template, str):
+        if template.strip() in PROMPT_TEMPLATES:
+            return PROMPT_TEMPLATES[template.strip()]
+        if _looks_like_a_name(template.strip()):
+            import difflib
+
+            near = difflib.get_close_matches(template.strip(), list(PROMPT_TEMPLATES), n=1, cutoff=0.5)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"not a named prompt template{hint}; named: {', '.join(PROMPT_TEMPLATES)} (a custom "
+                             "template is the prompt text itself)")
         return PromptTemplate(user=template)
     raise TypeError(f"prompt template must be a PromptTemplate, a str or None, got {type(template).__name__}")

@@ -418,3 +418,17 @@ def test_repeated_sampling_submits_one_request_per_answer_once(tiny_clf, tmp_pat
     answers = run.store.judgments(run.judge)
     assert sorted(answers.groupby("id")["repeat"].apply(sorted).tolist()) == [[0, 1]] * 3
     assert set(submitted_samples(run, server).values()) == {2}
+
+
+def test_sync_rebuilds_a_named_template_and_refuses_other_questions(tiny_clf, tmp_path):
+    data = vx.datasets.shapes(2, seed=22)
+    with LoopbackServer() as server:
+        server.batch.outcome = None
+        judge = batch_judge("gemini", server, template="paper-strict")
+        vx.explain(tiny_clf, data, run_dir=tmp_path / "r", progress=False, verbose=False, **judge)
+        with pytest.raises(ValueError, match="another question"):
+            vx.sync(tmp_path / "r", judge_options={"image_size": 256}, verbose=False)
+        server.batch.finish("completed")
+        run = vx.sync(tmp_path / "r", verbose=False)
+    assert run.last_summary.judged == 2 and (run.table["judge_status"] == "ok").all()
+    assert run.view.judge.options["template"] == "paper-strict"

@@ -44,7 +44,7 @@ from ..pipeline import explain
 from ..store import JudgmentCache, Run
 from ..store.metrics_table import column_name
 
-__all__ = ["DEFAULT_METHODS", "CamComparison", "CamMethodsParams", "check_layers", "check_methods", "compare_cams"]
+__all__ = ["DEFAULT_METHODS", "QUICK_METRICS", "CamComparison", "CamMethodsParams", "check_layers", "check_methods", "compare_cams"]
 
 #: Cheap methods (one forward and backward pass per batch); ``scorecam``/``ablationcam`` work too, slowly.
 DEFAULT_METHODS = ("gradcam", "gradcam++", "layercam", "eigencam")
@@ -95,7 +95,17 @@ def check_layers(classifier: Classifier, layers: Any) -> tuple[str, ...] | None:
     return names
 
 
+def _metric_list(metrics: Any) -> tuple[str, ...]:
+    try:
+        return check_metrics(metrics)
+    except ValueError as err:
+        raise ValueError(str(err).removeprefix("metrics: ")) from None
+
+
 Methods = Annotated[tuple[str, ...], BeforeValidator(check_methods)]
+MetricNames = Annotated[tuple[str, ...], BeforeValidator(_metric_list)]
+#: The notebook's default metrics: deletion/insertion AUC and the localisation metrics (no model pass).
+QUICK_METRICS = ("deletion_auc", "insertion_auc", "pointing_game", "energy_on_object")
 Layers = Annotated[tuple[str, ...] | None, BeforeValidator(_layer_list)]
 
 

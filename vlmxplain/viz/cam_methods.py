@@ -72,4 +72,8 @@ def plot_quadrant_shares(result: CamComparison, ax=None, title: str | None = Non
 
 def plot_cam_transitions(result: CamComparison, a: str, b: str, ax=None, title: str | None = None):
     """Where samples move between quadrants from method ``a`` to method ``b``."""
-    return plot_transition_matrix(result.transitions(a, b), a, b, ax=ax, title=title)
+    tr = result.transitions(a, b)
+    stayed = sum(int(tr.loc[q, q]) for q in tr.index if q in tr.columns)
+    total = int(tr.to_numpy().sum())
+    return plot_transition_matrix(tr, a, b, ax=ax, title=title or f"Quadrant transitions {a} -> {b} "
+                                  f"({total - stayed} of {total} samples moved)")

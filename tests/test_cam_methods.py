@@ -40,11 +40,18 @@ def data():
     return vx.datasets.shapes(16, seed=4242)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def control():
     register_cam_method(CamMethod(CONTROL, InvertedGradCAM))
     yield CONTROL
     unregister_cam_method(CONTROL)
+
+
+@pytest.fixture(scope="module")
+def with_control(clf, data, control, tmp_path_factory):
+    """GradCAM, LayerCAM and the inverted control on 12 shapes, judged by offline:insertion-deletion."""
+    return _compare(clf, data, tmp_path_factory.mktemp("control"), ["gradcam", "layercam", control],
+                    judge="offline:insertion-deletion", judge_options={"steps": 5}, limit=12)
 
 
 def _compare(clf, data, tmp_path, methods, **kw):
@@ -56,9 +63,8 @@ def _compare(clf, data, tmp_path, methods, **kw):
     return vx.compare_cams(clf, data, methods, run_dir=tmp_path / "cams", cache=tmp_path / "judgments.sqlite", **kw)
 
 
-def test_inverted_control_ranks_worst_with_a_ci_excluding_zero(clf, data, tmp_path, control):
-    r = _compare(clf, data, tmp_path, ["gradcam", "layercam", control], judge="offline:insertion-deletion", limit=12,
-                 judge_options={"steps": 5})
+def test_inverted_control_ranks_worst_with_a_ci_excluding_zero(with_control, control):
+    r = with_control
     t = r.table
     assert t["gap"].idxmin() == control and r.best("gap") != control
     diff = r.paired("gap", against="gradcam").loc[control]
@@ -126,12 +132,35 @@ def test_bad_names_fail_before_any_work(clf, data, tmp_path):
         CamMethodsParams.check(methods=["gradkam"])
 
 
-def test_registered_methods_are_checked_and_removable(control):
-    assert CamMethodsParams.check(methods=[control, "gradcam"]).methods == (control, "gradcam")
+def test_figures_show_every_method_with_its_ci(with_control, control):
+    r = with_control
+    fig = vx.plot_cam_metrics(r)
+    assert len(fig.axes) == 4  # score, gap, deletion AUC, insertion AUC
+    gap_ax = fig.axes[1]
+    bars = {b.get_gid(): b for b in gap_ax.patches if b.get_gid()}
+    assert set(bars) == {f"bar-{lab}" for lab in r.labels}
+    assert bars[f"bar-{control}"].get_height() == pytest.approx(r.table.loc[control, "gap"])
+    assert r.table.loc[control, "gap"] < 0
+    # error bars span each CI: one cap pair per method
+    caps = [line for line in gap_ax.lines if len(line.get_xdata()) == len(r.labels)]
+    assert {round(float(y), 6) for line in caps for y in line.get_ydata()} == {
+        round(float(v), 6) for v in r.table[["gap_ci_low", "gap_ci_high"]].to_numpy().ravel()}
+    heat = vx.plot_quadrant_shares(r)
+    texts = [t.get_text() for t in heat.axes[0].texts]
+    assert len(texts) == len(r.labels) * 4 and all(t.endswith("%") for t in texts)
+    tr = vx.plot_cam_transitions(r, "gradcam", control)
+    moved = len(r.comparison("gradcam", control).moved)
+    assert f"({moved} of 12 samples moved)" in tr.axes[0].get_title()
+
+
+def test_registered_methods_are_checked_and_removable():
+    name = "another-control"
+    register_cam_method(CamMethod(name, InvertedGradCAM))
+    assert CamMethodsParams.check(methods=[name, "gradcam"]).methods == (name, "gradcam")
     with pytest.raises(ValueError, match="not a new lower-case method name"):
         register_cam_method(CamMethod("gradcam", InvertedGradCAM))
     with pytest.raises(TypeError, match="BaseCAM"):
         register_cam_method(CamMethod("not-a-cam", dict))
-    unregister_cam_method(control)
+    unregister_cam_method(name)
     with pytest.raises(ValueError, match="unknown CAM method"):
-        CamMethodsParams.check(methods=[control])
+        CamMethodsParams.check(methods=[name])

@@ -100,6 +100,9 @@ def test_transitions_sum_to_the_shared_samples_and_match_the_samples(clf, data, 
     for (qa, qb), n in q.groupby(["gradcam", "eigencam"]).size().items():
         assert tr.loc[qa, qb] == n
     assert r.comparison("gradcam", "eigencam").moved["id"].tolist() == sorted(q.index[q["gradcam"] != q["eigencam"]])
+    moved = r.moved_shares
+    assert moved.loc["gradcam", "eigencam"] == moved.loc["eigencam", "gradcam"] == pytest.approx(
+        int(tr.to_numpy().sum() - np.trace(tr.to_numpy())) / 12) and moved.loc["gradcam", "gradcam"] == 0
     shares = r.quadrant_shares
     assert np.allclose(shares.sum(axis=1), 1.0)  # every sample of a correct/wrong label is in one quadrant
 

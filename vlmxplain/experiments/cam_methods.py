@@ -39,7 +39,7 @@ from ..metrics.compare import Comparison, compare
 from ..metrics.evaluate import evaluate
 from ..metrics.faithfulness import METRICS, check_metrics, variant_of
 from ..metrics.sanity import sanity_check
-from ..models import Classifier
+from ..models import Classifier, load_classifier
 from ..pipeline import explain
 from ..store import JudgmentCache, Run
 from ..store.metrics_table import column_name
@@ -270,6 +270,20 @@ class CamComparison:
         return self.comparison(a, b).transitions
 
     @property
+    def moved_shares(self) -> pd.DataFrame:
+        """Variants × variants: the share of shared samples whose quadrant differs between the two."""
+        q = self.samples.pivot(index="id", columns="variant", values="quadrant")[self.labels]
+        out = pd.DataFrame(index=self.labels, columns=self.labels, dtype=float)
+        for a in self.labels:
+            for b in self.labels:
+                if a == b:
+                    out.loc[a, b] = 0.0
+                    continue
+                both = q[[a, b]].dropna()
+                out.loc[a, b] = float((both[a] != both[b]).mean()) if len(both) else np.nan
+        return out
+
+    @property
     def quadrant_shares(self) -> pd.DataFrame:
         """Variants × quadrants: share of the variant's samples in each quadrant."""
         return self.table[list(QUADRANTS)]
@@ -309,7 +323,7 @@ def _summary_row(v: Variant, s: pd.DataFrame, measures: list[str], n_boot: int, 
 
 
 def compare_cams(
-    classifier: Classifier, data: Any, methods: Sequence[str] = DEFAULT_METHODS, layers: Sequence[str] | None = None,
+    classifier: Classifier | str, data: Any, methods: Sequence[str] = DEFAULT_METHODS, layers: Sequence[str] | None = None,
     *, judge: str = "offline:insertion-deletion", run_dir: str | Path = "runs/cam_methods",
     alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA, threshold: float = DEFAULT_THRESHOLD,
     metrics: Sequence[str] | str | None = None, baseline: str = DEFAULT_BASELINE, steps: int = DEFAULT_STEPS,
@@ -326,6 +340,10 @@ def compare_cams(
     ``sanity=True`` also judges each sample's inverted map (:func:`~vlmxplain.sanity_check`:
     a judge's win rate; it doubles the judge's requests). ``cam_options``: per method name.
     """
+    if isinstance(classifier, str):
+        classifier = load_classifier(classifier)
+    if not isinstance(classifier, Classifier):
+        raise ValueError(f"classifier: a Classifier (vx.load_classifier) or a name, got a {type(classifier).__name__}")
     p = CamMethodsParams.check(methods=methods, layers=layers, sanity=sanity, n_boot=n_boot)
     chosen_layers = check_layers(classifier, p.layers)
     judge = str(check_judge(judge))

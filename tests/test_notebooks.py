@@ -279,3 +279,33 @@ def test_committed_notebooks_are_clean():
             checked = "# NBVAL_CHECK_OUTPUT" in cell.source
             assert bool(cell.get("outputs")) == checked, (path.name, cell.source[:60])
         assert os.path.getsize(path) < 60_000, path.name
+
+
+# ----------------------------------------------------------------------------- cam methods
+def test_cam_methods_defaults(tmp_path, shortcut_net):
+    nb = execute("cam_methods", tmp_path)
+    found = figures(tmp_path / "figures", "cam_methods", 3, "shapes-n-60-seed-5000-shortcut-on-all-shortcut-0.75")
+    assert [p.name.rsplit("-", 1)[1] for p in found] == ["metrics.png", "quadrants.png", "transitions.png"]
+    table = pd.read_csv(tmp_path / default_run_dir("cam_methods") / "cam_methods.csv", index_col=0)
+    assert list(table.index) == ["gradcam", "gradcam++", "layercam", "eigencam"] and (table["n"] == 60).all()
+    assert table["gap_ci_low"].le(table["gap"]).all() and table["gap"].le(table["gap_ci_high"]).all()
+    out = printed(nb)
+    assert "4 runs (4 methods x 1 layers); samples per run: [60]; shares per run sum to 1: True" in out
+    assert "best by insertion - deletion AUC: " in out and "samples change quadrant" in out
+
+
+def test_cam_methods_through_the_cli_with_layers(tmp_path, shapes_net):
+    code = cli_main(["run", "cam_methods", "--out", str(tmp_path), "--name", "cams-cli.ipynb", "--no-progress",
+                     "-p", "data", "shapes:n=30", "-p", "classifier", "auto", "-p", "methods", '["gradcam", "eigencam"]',
+                     "-p", "layers", '["head_conv", "features.6"]', "-p", "limit", "12", "-p", "n_boot", "200",
+                     "-p", "pair", '["gradcam@head_conv", "gradcam@features.6"]',
+                     "-p", "run_dir", str(tmp_path / "runs/cams"), "-p", "figures_dir", str(tmp_path / "figs")])
+    assert code == 0 and (tmp_path / "cams-cli.ipynb").is_file()
+    figures(tmp_path / "figs", "cam_methods", 3, "shapes-n-30-auto-offline-insertion-deletion")
+    table = pd.read_csv(tmp_path / "runs/cams/cam_methods.csv", index_col=0)
+    assert list(table.index) == ["gradcam@head_conv", "eigencam@head_conv", "gradcam@features.6",
+                                 "eigencam@features.6"] and (table["n"] == 12).all()
+
+
+def test_cam_methods_bad_parameter(tmp_path):
+    fails_fast("cam_methods", tmp_path, "methods", ["gradcam", "gradkam"])

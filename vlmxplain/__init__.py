@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "ExplainSummary": "pipeline.explain", "explain": "pipeline.explain", "rejudge": "pipeline.rejudge",
     "sync": "pipeline.sync",
     "agreement": "metrics.reference", "evaluate": "metrics.evaluate",
+    "compare_cams": "experiments.cam_methods", "CamComparison": "experiments.cam_methods",
     "validate_judge": "metrics.validation", "sanity_check": "metrics.sanity", "mislabel_report": "metrics.mislabel",
     "reliability": "metrics.reliability",
     # figures and panels
@@ -42,6 +43,8 @@ _EXPORTS: dict[str, str] = {
     "save_figure": "viz.figures", "plot_per_class_matrix": "viz.figures", "plot_bias_curve": "viz.bias", "plot_flagged_gallery": "viz.bias",
     "plot_sweep_heatmap": "viz.sweep", "plot_mask_grid": "viz.sweep", "plot_agreement": "viz.agreement",
     "plot_reliability": "viz.reliability",
+    "plot_cam_metrics": "viz.cam_methods", "plot_quadrant_shares": "viz.cam_methods",
+    "plot_cam_transitions": "viz.cam_methods",
     "plot_transition_matrix": "viz.compare", "plot_score_scatter": "viz.compare",
     "Annotator": "widgets.annotator", "JudgeViewer": "widgets.judge_viewer", "MaskTuner": "widgets.mask_tuner",
     "QuadrantBrowser": "widgets.quadrant_browser",
@@ -81,6 +84,8 @@ def _lazy(module: str, name: str) -> Any:
 from .core.views import register_view as _register_view  # noqa: E402
 
 _register_view("quadrant_matrix", _lazy("viz.figures", "plot_quadrant_matrix"))
+_register_view("transition_matrix", _lazy("viz.compare", "plot_transition_matrix"))  # Comparison.plot_transitions()
+_register_view("score_scatter", _lazy("viz.compare", "plot_score_scatter"))  # Comparison.plot_scores()
 
 
 def __dir__() -> list[str]:

@@ -23,7 +23,8 @@ from .core.fields import CamField, ClassifierField, JudgeField
 from .core.params import DirPath, ParamsModel
 from .datasets.open import DataField, open_dataset
 
-#: Also here, loaded on first use: ``SweepNotebookParams``, ``AgreementNotebookParams``, ``resolve_classifier``.
+#: Also here, loaded on first use: ``SweepNotebookParams``, ``AgreementNotebookParams``,
+#: ``CamMethodsNotebookParams``, ``resolve_classifier``.
 __all__ = ["NOTEBOOK_PARAMS", "PipelineParams", "QuickstartParams", "RunParams", "default_run_dir", "load_data",
            "refuse_secret_parameters"]
 
@@ -131,6 +132,53 @@ def _agreement_params() -> type[ParamsModel]:
     return AgreementNotebookParams
 
 
+@lru_cache(maxsize=None)
+def _cam_methods_params() -> type[ParamsModel]:
+    from .experiments.cam_methods import DEFAULT_METHODS, QUICK_METRICS, Layers, MetricNames, Methods
+
+    class CamMethodsNotebookParams(ParamsModel):
+        """The ``cam_methods`` notebook: several CAM methods (and target layers) on one dataset."""
+
+        notebook: ClassVar[str] = "cam_methods"
+        data: DataField = Field("shapes:n=60,seed=5000,shortcut_on=all", description="any data source (see pipeline)")
+        classifier: ClassifierField = Field("shortcut:0.75", description="the model whose attention is explained")
+        methods: Methods = Field(DEFAULT_METHODS, description="CAM methods to compare")
+        layers: Layers = Field(None, description="None: the classifier's target layer; or dotted module names")
+        judge: JudgeField = Field("offline:insertion-deletion", description="the judge of every run")
+        metrics: MetricNames = Field(QUICK_METRICS, description="faithfulness metrics (vx.evaluate's names; 'all' "
+                                     "adds aopc, average_drop, increase_in_confidence, road)")
+        alpha: Alpha = Field(DEFAULT_ALPHA, description="sigmoid steepness (paper: 25)")
+        beta: Beta = Field(DEFAULT_BETA, description="sigmoid midpoint (paper: 0.6)")
+        threshold: Threshold = Field(DEFAULT_THRESHOLD, description="a score at or above it counts as High")
+        limit: PositiveInt | None = Field(None, description="only the first N samples")
+        sanity: bool = Field(False, description="also judge every inverted map (doubles judge requests)")
+        n_boot: PositiveInt = Field(1000, description="bootstrap resamples per CI")
+        pair: list[str] | None = Field(None, description="two methods for the transition figure (default: the "
+                                       "best and the worst by insertion - deletion AUC)")
+        run_dir: DirPath | None = Field(None, description="one run per method below it (default: "
+                                        "runs/cam_methods/<data>-<classifier>)")
+        figures_dir: DirPath = Field("figures", description="figures are written here")
+
+        @property
+        def labels(self) -> list[str]:
+            """How the comparison names each method/layer."""
+            if self.layers is None:
+                return list(self.methods)
+            return [f"{m}@{layer}" for layer in self.layers for m in self.methods]
+
+        @model_validator(mode="after")
+        def _pair_and_run_dir(self) -> "CamMethodsNotebookParams":
+            if self.pair is not None and (len(self.pair) != 2 or not set(self.pair) <= set(self.labels)
+                                          or self.pair[0] == self.pair[1]):
+                raise ValueError(f"pair: two different ones of {', '.join(self.labels)}, got {self.pair!r}")
+            if self.run_dir is None:
+                object.__setattr__(self, "run_dir", default_run_dir(self.notebook, self.data.label, self.classifier))
+            return self
+
+    CamMethodsNotebookParams.__module__ = __name__
+    return CamMethodsNotebookParams
+
+
 def _bias_params() -> type[ParamsModel]:
     from .experiments.bias import BiasParams
 
@@ -159,6 +207,7 @@ class _NotebookParams(Mapping):
 NOTEBOOK_PARAMS: Mapping[str, type[ParamsModel]] = _NotebookParams({
     "pipeline": lambda: PipelineParams, "quickstart": lambda: QuickstartParams, "shortcut_bias": _bias_params,
     "sweep": _sweep_params, "agreement": _agreement_params,
+    "cam_methods": _cam_methods_params,
 })
 
 
@@ -202,6 +251,8 @@ def __getattr__(name: str) -> Any:
         return _sweep_params()
     if name == "AgreementNotebookParams":
         return _agreement_params()
+    if name == "CamMethodsNotebookParams":
+        return _cam_methods_params()
     if name == "resolve_classifier":
         from .models.resolve import resolve_classifier
 

@@ -32,7 +32,7 @@ from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from ..core.catalog import CAM_METHOD_NAMES, cam_name
+from ..core.catalog import CAM_ALIASES, CAM_METHOD_NAMES, REGISTERED_CAM_NAMES, cam_name
 from ..core import fields as _fields
 
 
@@ -148,6 +148,30 @@ CAM_METHODS: dict[str, CamMethod] = {
     ]
 }
 assert tuple(CAM_METHODS) == CAM_METHOD_NAMES, "core.catalog.CAM_METHOD_NAMES must list this registry"
+
+
+def register_cam_method(method: CamMethod) -> CamMethod:
+    """Add ``method`` (a :class:`CamMethod` over any grad-cam ``BaseCAM`` subclass) to the registry
+    of this process, so ``explain(cam=...)``, ``compute_cams`` and ``compare_cams`` take its name.
+    Built-in names cannot be replaced; a run store records only the name, so a later process
+    that recomputes such a run's CAMs must register the method again."""
+    name = str(method.name).strip().lower()
+    if name != method.name or not name or name in CAM_METHOD_NAMES or name in CAM_ALIASES:
+        raise ValueError(f"cam: {method.name!r} is not a new lower-case method name (built-in: "
+                         f"{', '.join(CAM_METHOD_NAMES)})")
+    if not (isinstance(method.cls, type) and issubclass(method.cls, BaseCAM)):
+        raise TypeError(f"cam: {method.name}: cls must be a pytorch-grad-cam BaseCAM subclass")
+    CAM_METHODS[name] = method
+    if name not in REGISTERED_CAM_NAMES:
+        REGISTERED_CAM_NAMES.append(name)
+    return method
+
+
+def unregister_cam_method(name: str) -> None:
+    """Remove a method added with :func:`register_cam_method` (built-ins stay)."""
+    if name in REGISTERED_CAM_NAMES:
+        REGISTERED_CAM_NAMES.remove(name)
+        CAM_METHODS.pop(name, None)
 
 
 def get_cam_method(name: str) -> CamMethod:

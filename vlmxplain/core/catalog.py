@@ -17,6 +17,8 @@ from typing import Iterable, Literal
 
 #: The CAM methods of :mod:`vlmxplain.cams` (its registry is checked against this list).
 CAM_METHOD_NAMES = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "scorecam", "ablationcam")
+#: Methods added at run time with :func:`vlmxplain.cams.register_cam_method` (this process only).
+REGISTERED_CAM_NAMES: list[str] = []
 CAM_ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++", "grad-cam": "gradcam",
                "score-cam": "scorecam"}
 #: What a VLM judge is shown: the masked CAM image, the heat-map overlay, or both side by side.
@@ -47,9 +49,10 @@ def cam_name(value: object) -> str:
     """A CAM method's registry name (case-insensitive, with aliases); a clear error otherwise."""
     key = str(value).strip().lower()
     key = CAM_ALIASES.get(key, key)
-    if key not in CAM_METHOD_NAMES:
-        raise ValueError(f"cam: unknown CAM method {value!r}{suggestion(key, CAM_METHOD_NAMES, list_up_to=0)}; "
-                         f"known: {', '.join(CAM_METHOD_NAMES)}")
+    known = (*CAM_METHOD_NAMES, *REGISTERED_CAM_NAMES)
+    if key not in known:
+        raise ValueError(f"cam: unknown CAM method {value!r}{suggestion(key, known, list_up_to=0)}; "
+                         f"known: {', '.join(known)}")
     return key
 
 

@@ -31,17 +31,6 @@ from vlmxplain.cams.extract import cams_for_batch
 from vlmxplain.cams.methods import CostlyMethodWarning
 
 
-def best_seconds(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` timed calls after one warm-up (the least disturbed by other load)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def interleaved(contenders: dict, repeats: int) -> dict[str, float]:
     """Best seconds of each contender, timed in alternation so load changes hit all of them."""
     for fn in contenders.values():
@@ -103,15 +92,13 @@ def main() -> None:
         with torch.inference_mode():
             clf.model(xb)
 
-    per_image_forward = best_seconds(forward_batch, args.repeats) / score_batch
-    channels = clf.target_layer_channels if hasattr(clf, "target_layer_channels") else None
-    if channels is None:
-        with torch.inference_mode():
-            acts = {}
-            h = clf.target_layer.register_forward_hook(lambda m, a, o: acts.setdefault("a", o))
-            clf.model(xb[:1])
-            h.remove()
-            channels = acts["a"].shape[1]
+    per_image_forward = interleaved({"forward": forward_batch}, args.repeats)["forward"] / score_batch
+    acts = {}
+    hook = clf.target_layer.register_forward_hook(lambda m, a, o: acts.update(a=o))
+    with torch.inference_mode():
+        clf.model(xb[:1])
+    hook.remove()
+    channels = acts["a"].shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CostlyMethodWarning)
         t0 = time.perf_counter()

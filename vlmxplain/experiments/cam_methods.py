@@ -34,7 +34,7 @@ from ..core.params import ParamsModel
 from ..core.quadrants import QUADRANTS
 from ..judges.registry import check_judge
 from ..masks.perturbation import DEFAULT_BASELINE, DEFAULT_STEPS
-from ..metrics.agreement import acceptance_rate
+from ..metrics.agreement import acceptance_rate, mean_ci
 from ..metrics.compare import Comparison, compare
 from ..metrics.evaluate import evaluate
 from ..metrics.faithfulness import METRICS, check_metrics, variant_of
@@ -132,19 +132,6 @@ class Variant:
         return re.sub(r"[^a-z0-9.+_-]+", "-", self.label.lower().replace("@", "--"))
 
 
-def _mean_ci(values: pd.Series, n_boot: int, ci: float, seed: int) -> tuple[float, float, float]:
-    x = pd.to_numeric(values, errors="coerce").dropna().to_numpy(float)
-    if not len(x):
-        return np.nan, np.nan, np.nan
-    if np.all(x == x[0]):
-        return float(x[0]), float(x[0]), float(x[0])  # no spread: the interval is the value itself
-    if len(x) < 2 or not n_boot:
-        return float(x.mean()), np.nan, np.nan
-    res = stats.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=ci, method="percentile",
-                          rng=np.random.default_rng(seed))
-    return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
 @dataclass
 class CamComparison:
     """Runs of several CAM methods / target layers on the same samples (see module doc)."""
@@ -205,7 +192,7 @@ class CamComparison:
             row = dict(variant=label, against=ref, metric=metric, n=len(both), mean_diff=np.nan, ci_low=np.nan,
                        ci_high=np.nan, wilcoxon_p=np.nan, note="")
             if len(both) >= 3:
-                row["mean_diff"], row["ci_low"], row["ci_high"] = _mean_ci(d, self.n_boot, self.ci, self.seed)
+                row["mean_diff"], row["ci_low"], row["ci_high"] = mean_ci(d, n_boot=self.n_boot, ci=self.ci, seed=self.seed)
                 if (d == 0).all():
                     row["note"] = "identical on every sample"
                 else:
@@ -308,7 +295,7 @@ def _summary_row(v: Variant, s: pd.DataFrame, measures: list[str], n_boot: int, 
     row: dict[str, Any] = {"variant": v.label, "method": v.method, "layer": v.layer, "n": len(s),
                            "n_judged": int(s[SCORE].notna().sum())}
     for m in measures:
-        row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = _mean_ci(s[m], n_boot, ci, seed)
+        row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = mean_ci(s[m], n_boot=n_boot, ci=ci, seed=seed)
     gap_wins = (s["insertion_auc"] > s["deletion_auc"])[s[GAP].notna()]
     judged_wins = s[WINS].dropna().astype(bool) if WINS in s else None
     for name, wins in (("win_vs_inverted", gap_wins), (WINS, judged_wins)):

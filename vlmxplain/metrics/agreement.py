@@ -113,6 +113,23 @@ def _bootstrap_ci(data: tuple[np.ndarray, ...], statistic, *, vectorized: bool, 
     return float(q[0]), float(q[1]), "percentile", f"{why}; percentile interval"
 
 
+def mean_ci(values, *, n_boot: int, ci: float = 0.95, seed: int = 0, min_n: int = 2) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of the finite values, with a percentile bootstrap CI. Values without
+    spread give the value itself as the interval; fewer than ``min_n`` values or ``n_boot=0`` give
+    NaN bounds."""
+    v = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return np.nan, np.nan, np.nan
+    if np.ptp(v) == 0:
+        return float(v[0]), float(v[0]), float(v[0])
+    if len(v) < min_n or not n_boot:
+        return float(v.mean()), np.nan, np.nan
+    low, high, _, _ = _bootstrap_ci((v,), np.mean, vectorized=True, n_boot=n_boot, ci=ci, ci_method="percentile",
+                                    seed=seed)
+    return float(v.mean()), low, high
+
+
 def _pearson(x, y, axis=-1):
     return stats.pearsonr(x, y, axis=axis).statistic
 

@@ -29,7 +29,7 @@ from ..core.records import JudgeSettings
 from ..store import Run
 from scipy import stats
 
-from .agreement import _bootstrap_ci, _check_ci, _spearman, acceptance_rate, krippendorff_alpha
+from .agreement import _bootstrap_ci, _check_ci, _spearman, acceptance_rate, krippendorff_alpha, mean_ci
 
 __all__ = ["Reliability", "reliability", "alpha_ci", "spearman_ci"]
 
@@ -64,18 +64,6 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, ci: float =
     lo, hi, _, note = _bootstrap_ci((x, y), _spearman, vectorized=True, n_boot=n_boot, ci=ci, ci_method="percentile",
                                     seed=seed)
     return rho, lo, hi, note
-
-
-def _mean_ci(values: np.ndarray, *, n_boot: int, ci: float, seed: int) -> tuple[float, float, float]:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return np.nan, np.nan, np.nan
-    if len(v) < 3 or n_boot == 0 or np.ptp(v) == 0:
-        return float(v.mean()), (float(v[0]) if np.ptp(v) == 0 else np.nan), (float(v[0]) if np.ptp(v) == 0 else np.nan)
-    lo, hi, _, _ = _bootstrap_ci((v,), np.mean, vectorized=True, n_boot=n_boot, ci=ci, ci_method="percentile",
-                                 seed=seed)
-    return float(v.mean()), lo, hi
 
 
 def setting_label(settings: JudgeSettings | None, judge: str, prompt_version: str) -> str:
@@ -201,7 +189,7 @@ def reliability(run: Run, *, judges: list[str] | None = None, alpha: float | Non
         wide = mine.pivot_table(index="id", columns="repeat", values="score")
         ps = per_sample[(per_sample["label"] == label) & (per_sample["n_answers"] >= 2)]
         est, lo, hi, note = alpha_ci(wide.to_numpy(), **boot)
-        sd, sd_lo, sd_hi = _mean_ci(ps["sd"].to_numpy(), **boot)
+        sd, sd_lo, sd_hi = mean_ci(ps["sd"].to_numpy(), **boot, min_n=3)
         known = ps.merge(mine.groupby("id")["correct"].first().rename("c").reset_index(), on="id")
         flips = known.loc[known["c"].notna(), "flipped"].astype(bool)
         flip = acceptance_rate(flips.to_numpy(), ci=ci) if len(flips) else None
@@ -233,12 +221,12 @@ def reliability(run: Run, *, judges: list[str] | None = None, alpha: float | Non
         wide.columns = list(members["template_version"] if names.duplicated().any() else names)
         sd = wide.std(axis=1, ddof=1)
         t_rows.append(wide.assign(group=group, sd=sd, range=wide.max(axis=1) - wide.min(axis=1)).reset_index())
-        m, lo, hi = _mean_ci(sd.to_numpy(), **boot)
+        m, lo, hi = mean_ci(sd.to_numpy(), **boot, min_n=3)
         est, alo, ahi, note = alpha_ci(wide.to_numpy(), **boot)
         spread_rows.append(dict(group=group, n=len(wide), templates=wide.shape[1], mean_sd=m, sd_ci_low=lo,
                                 sd_ci_high=hi, alpha=est, alpha_ci_low=alo, alpha_ci_high=ahi, note=note))
         for name in wide.columns:
-            mm, mlo, mhi = _mean_ci(wide[name].to_numpy(), **boot)
+            mm, mlo, mhi = mean_ci(wide[name].to_numpy(), **boot, min_n=3)
             mean_rows.append(dict(group=group, template=name, n=len(wide), mean=mm, ci_low=mlo, ci_high=mhi))
     if not spread_rows:
         notes["templates"] = ("no judge was run with several prompt templates: rejudge with "

@@ -1,8 +1,9 @@
 """CAM throughput, side by side on the same batch (EfficientNet-Lite0, 224×224 photos, CPU).
 
 Prints img/s for:
-  floor   — the minimum work a gradient CAM needs: one forward pass with frozen parameters and a
-            backward pass from the target logits down to the target layer (no CAM arithmetic);
+  floor   — the minimum work a gradient CAM needs: one forward pass (no graph up to the target
+            layer) and the gradient of the target logits with respect to that layer's output (no CAM
+            arithmetic, no preprocessing);
   ours    — vx.compute_cams(..., method="gradcam"), end to end from PIL images (preprocessing,
             prediction, CAM, hooks released);
   readme  — pytorch-grad-cam used as its README shows, on the model as timm builds it (GradCAM(model, target_layers) then
@@ -25,7 +26,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import vlmxplain as vx
-from vlmxplain.cams.extract import _make_gradient_leaf, frozen_parameters
+from vlmxplain.cams.extract import LayerCapture
 
 
 def best_rate(fn, n_images: int, repeats: int) -> float:
@@ -51,11 +52,12 @@ def main() -> None:
     model, layer = clf.model, clf.target_layer
 
     def floor():
-        hook = layer.register_forward_hook(_make_gradient_leaf, prepend=True)
+        capture = LayerCapture(gradient_leaf=True)
+        hook = layer.register_forward_hook(capture, prepend=True)
         try:
-            with frozen_parameters(model):
+            with torch.no_grad():
                 logits = model(x)
-                logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+                torch.autograd.grad(logits.gather(1, logits.argmax(1, keepdim=True)).sum(), capture.output)
         finally:
             hook.remove()
 

@@ -40,6 +40,20 @@ def test_eigencam_points_with_the_activations_where_upstream_may_point_away():
     assert all(np.allclose(np.abs(o), np.abs(u), atol=1e-3) for o, u in zip(ours, upstream))  # same axis
 
 
+@pytest.mark.parametrize("positions,channels", [(49, 1280), (784, 64), (196, 192)])
+def test_first_principal_projection_equals_the_svd_projection_for_wide_and_tall_maps(positions, channels):
+    from vlmxplain.cams.methods import first_principal_projection
+
+    rng = np.random.default_rng(positions)
+    flat = rng.normal(size=(positions, channels)) + 3 * np.outer(rng.normal(size=positions), rng.random(channels))
+    flat -= flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    reference = flat @ vt[0]
+    ours = first_principal_projection(np.float32(flat))
+    np.testing.assert_allclose(np.abs(ours), np.abs(reference), rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+    assert abs(np.corrcoef(ours, reference)[0, 1]) > 0.9999  # one axis, either sign
+
+
 def _gradcam_pp_paper(acts, grads):
     """Chattopadhay et al. eq. 19 in float64, no epsilon."""
     acts, grads = np.float64(acts), np.float64(grads)

@@ -170,3 +170,33 @@ def test_unknown_method_and_bad_arguments_are_clear(tiny, tiny_images):
 def test_costly_methods_warn(tiny, tiny_images):
     with pytest.warns(CostlyMethodWarning, match="one forward pass per"):
         vx.compute_cams(tiny, tiny_images[:1], method="scorecam")
+
+
+def test_grad_cam_objects_are_built_once_per_model_without_keeping_it_alive_or_leaking_options(tiny_images):
+    import gc
+    import weakref
+
+    from vlmxplain.cams import extract
+
+    torch.manual_seed(1)
+    clf = vx.load_classifier(TinyCNN(), class_names=list("abcd"), input_size=32)
+    built = []
+    real_eval = clf.model.eval
+    clf.model.eval = lambda: built.append(1) or real_eval()  # grad-cam's constructor calls eval() once
+    first = vx.compute_cams(clf, tiny_images, method="scorecam", method_options={"batch_size": 3})
+    again = vx.compute_cams(clf, tiny_images, method="scorecam")  # the option above must not stick
+    assert len(built) == 1
+    np.testing.assert_allclose(first.maps, again.maps, rtol=1e-5, atol=1e-6)  # batch size never changes a map
+    state = extract._CAM_STATES[clf.model][("scorecam", get_cam_method("scorecam").cls, "cpu")]
+    assert "batch_size" not in state and "model" not in state and state["activations_and_grads"].model is None
+
+    clf.model.train()  # a user's train() between calls: CAMs still come from the model in eval mode
+    trained_mode = vx.compute_cams(clf, tiny_images, method="gradcam")
+    assert not clf.model.training
+    np.testing.assert_allclose(trained_mode.maps, vx.compute_cams(clf, tiny_images).maps)
+
+    del clf.model.eval
+    model = weakref.ref(clf.model)
+    del clf, state, real_eval
+    gc.collect()
+    assert model() is None  # the cache holds the model weakly

@@ -4,9 +4,11 @@ Each method is pytorch-grad-cam's own class (its ``get_cam_image``/``get_cam_wei
 this module owns the forward/backward around it:
 
 * the prediction and confidence come from the same forward pass that records activations;
-* every parameter is frozen and the target layer's output is made a gradient leaf, so the
-  backward pass runs only from the logits down to that layer (same maps, several times faster);
-  ``requires_grad`` flags are restored and hooks released afterwards, also on errors;
+* the forward pass runs under ``no_grad`` up to the target layer, whose output becomes a gradient
+  leaf (:class:`LayerCapture`): autograd records the head only, and the gradient is taken from the
+  logits to that leaf alone (same maps, several times faster; no parameter's ``requires_grad`` or
+  ``.grad`` is touched); the hook is released afterwards, also on errors;
+* grad-cam's objects are built once per model and method (:func:`_cam_object`);
 * the map is kept *raw* (ReLU'd, at the target layer's resolution, e.g. 7×7); masks, overlays
   and thumbnails are derived from it on demand (:mod:`vlmxplain.masks`).
 """
@@ -15,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -74,26 +77,28 @@ class CamResult:
         )
 
 
-@contextlib.contextmanager
-def frozen_parameters(model: torch.nn.Module) -> Iterator[None]:
-    """Freeze every parameter for the duration; restore flags (and drop stray grads) after."""
-    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
-    try:
-        for p, _, _ in saved:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag, grad in saved:
-            p.requires_grad_(flag)
-            p.grad = grad
+class LayerCapture:
+    """Forward hook on the target layer: keeps its (first) output of a forward pass.
 
+    With ``gradient_leaf``, the output becomes a leaf that requires grad and gradient recording is
+    switched on from there (the forward pass up to the layer runs under ``no_grad``): autograd
+    builds a graph for the head only, and ``torch.autograd.grad`` from the logits to that leaf
+    touches no parameter's ``.grad``. Same maps as a backward pass through the whole network."""
 
-def _make_gradient_leaf(module, args, output):
-    """Forward hook: make the target layer's output a leaf that requires grad, so the backward
-    pass stops there (nothing upstream is needed for a CAM)."""
-    if isinstance(output, torch.Tensor) and torch.is_grad_enabled():
-        return output.detach().requires_grad_(True)
-    return None
+    def __init__(self, gradient_leaf: bool) -> None:
+        self.gradient_leaf = gradient_leaf
+        self.output: torch.Tensor | None = None
+
+    def __call__(self, module, args, output):
+        if self.output is not None or not isinstance(output, torch.Tensor):
+            return None
+        if self.gradient_leaf:
+            torch.set_grad_enabled(True)  # undone when the caller's no_grad block exits
+            output = output.detach().requires_grad_(True)
+            self.output = output
+            return output
+        self.output = output
+        return None
 
 
 def _as_images(items: Sequence[Any]) -> tuple[list[Image.Image], list[str]]:
@@ -165,36 +170,36 @@ def _extract_batch_locked(
     method_options: dict, tensors: Sequence[torch.Tensor] | None = None, autocast: str | None = None,
 ) -> tuple[np.ndarray, ...]:
     x = clf.batch(images) if tensors is None else stack_inputs(clf, tensors)
-    cam = method.cls(model=clf.model, target_layers=[clf.target_layer], reshape_transform=clf.reshape_transform)
-    hooks = cam.activations_and_grads  # registered by the constructor: released whatever happens below
-    leaf_hook = None
+    cam = _cam_object(clf, method, x.device)
+    for key, value in {**method.options, **method_options}.items():
+        _check_option(cam, method, key)
+        setattr(cam, key, value)
+    if clf.model.training:  # grad-cam's constructor would have called eval(); so do we, when needed
+        clf.model.eval()
+    capture = LayerCapture(gradient_leaf=method.uses_gradients)
+    hook = clf.target_layer.register_forward_hook(capture, prepend=True)
     try:
-        for key, value in {**method.options, **method_options}.items():
-            _check_option(cam, method, key)
-            setattr(cam, key, value)
-        leaf_hook = clf.target_layer.register_forward_hook(_make_gradient_leaf, prepend=True)
-        # gradient methods build a graph for the head only (see _make_gradient_leaf); the others none
-        grad_mode = torch.enable_grad() if method.uses_gradients else torch.inference_mode()
-        with frozen_parameters(clf.model), grad_mode:
+        with torch.no_grad() if method.uses_gradients else torch.inference_mode():
             with _forward_precision(x.device, autocast):
-                logits = cam.activations_and_grads(x)
+                logits = clf.model(x)
+            hook.remove()  # perturbation methods re-run the model below
+            if capture.output is None:
+                raise RuntimeError(f"cam: the target layer {clf.target_layer_name!r} produced no tensor output")
             probs = torch.softmax(logits.detach().float(), dim=1)
             preds = probs.argmax(dim=1)
             chosen = [int(p) if t is None else t for t, p in zip(targets, preds.tolist())]
-            cam_targets = [ClassifierOutputTarget(t) for t in chosen]
+            grads = None
             if method.uses_gradients:
-                loss = sum(t(o) for t, o in zip(cam_targets, logits))
-                loss.backward()
-            acts = _host(cam.activations_and_grads.activations[0])
-            grads = _host(cam.activations_and_grads.gradients[0]) if method.uses_gradients else None
-            leaf_hook.remove()
-            cam.activations_and_grads.release()  # perturbation methods re-run the model below
+                picked = logits.gather(1, torch.as_tensor(chosen, device=logits.device)[:, None])
+                (grad,) = torch.autograd.grad(picked.sum(), capture.output)
+                grads = _host(_layer_view(clf, grad))
+            acts = _host(_layer_view(clf, capture.output))
+            capture.output = None
             with torch.no_grad():
-                raw = cam.get_cam_image(x, clf.target_layer, cam_targets, acts, grads, False)
-    finally:  # before any error propagates: its traceback holds ``cam``
-        if leaf_hook is not None:
-            leaf_hook.remove()
-        hooks.release()
+                raw = cam.get_cam_image(x, clf.target_layer, [ClassifierOutputTarget(t) for t in chosen], acts,
+                                        grads, False)
+    finally:  # also when the forward pass fails: nothing of ours stays on the model
+        hook.remove()
     maps = np.maximum(np.asarray(raw, dtype=np.float32), 0)
     k = min(top_k, probs.shape[1])
     top = torch.topk(probs, k, dim=1)
@@ -203,6 +208,35 @@ def _extract_batch_locked(
         maps, _host(preds).astype(np.int64), _host(conf).astype(np.float32), np.asarray(chosen, dtype=np.int64),
         _host(top.indices).astype(np.int64), _host(top.values).astype(np.float32),
     )
+
+
+def _layer_view(clf: Classifier, t: torch.Tensor) -> torch.Tensor:
+    """The target layer's output (or its gradient) as grad-cam sees it: N×C×h×w for token layers."""
+    return t if clf.reshape_transform is None else clf.reshape_transform(t)
+
+
+#: per model: grad-cam object state by method, built once (see :func:`_cam_object`); weak on the model
+_CAM_STATES: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _cam_object(clf: Classifier, method: CamMethod, device: torch.device) -> Any:
+    """A fresh grad-cam object of ``method`` for ``clf``. grad-cam's constructor walks the whole
+    model (``eval()``: ~4 ms on EfficientNet-Lite0, as much as a batch-1 forward pass), so it runs
+    once per model, method, device and target layer; later objects copy its state. The stored state
+    holds no reference to the model (only to its target layer), so the cache never keeps a model alive."""
+    states = _CAM_STATES.setdefault(clf.model, {})
+    key = (method.name, method.cls, str(device))
+    state = states.get(key)
+    if state is None or state["target_layers"][0] is not clf.target_layer \
+            or state["reshape_transform"] is not clf.reshape_transform:
+        built = method.cls(model=clf.model, target_layers=[clf.target_layer], reshape_transform=clf.reshape_transform)
+        built.activations_and_grads.release()
+        built.activations_and_grads.model = None  # released (grad-cam's __del__ releases it again)
+        state = states[key] = {k: v for k, v in vars(built).items() if k != "model"}
+    cam = method.cls.__new__(method.cls)
+    cam.__dict__.update(state)
+    cam.model = clf.model
+    return cam
 
 
 def _host(t: torch.Tensor) -> np.ndarray:

@@ -49,18 +49,29 @@ def orient_to_activations(projection: np.ndarray, activations: np.ndarray) -> np
     return -projection if cov < 0 else projection
 
 
+def first_principal_projection(flat: np.ndarray) -> np.ndarray:
+    """``flat @ v₁`` for the first right singular vector ``v₁`` of ``flat`` (positions × channels,
+    centred), up to sign: from the eigendecomposition of the smaller Gram matrix (49×49 for a
+    7×7×1280 map) instead of an SVD (~6 ms there; grad-cam's full SVD ~15× more)."""
+    f = np.asarray(flat, dtype=np.float64)
+    if f.shape[0] <= f.shape[1]:
+        values, vectors = np.linalg.eigh(f @ f.T)  # flat @ v₁ = σ₁ u₁
+        return vectors[:, -1] * np.sqrt(max(values[-1], 0.0))
+    _, vectors = np.linalg.eigh(f.T @ f)
+    return f @ vectors[:, -1]
+
+
 class FastEigenCAM(EigenCAM):
-    """EigenCAM with an economy SVD (the first right singular vector is all it projects on;
-    grad-cam computes the full U, ~15× slower on a 7×7×1280 map), oriented to the activations."""
+    """EigenCAM projecting on the first principal component only (:func:`first_principal_projection`),
+    oriented to the activations."""
 
     def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
         acts = np.nan_to_num(np.asarray(activations, dtype=np.float32))
         out = []
         for a in acts:
             flat = a.reshape(a.shape[0], -1).T
-            flat = flat - flat.mean(axis=0)
-            _, _, vt = np.linalg.svd(flat, full_matrices=False)
-            out.append(orient_to_activations((flat @ vt[0]).reshape(a.shape[1:]), a))
+            projection = first_principal_projection(flat - flat.mean(axis=0))
+            out.append(orient_to_activations(projection.reshape(a.shape[1:]), a))
         return np.float32(out)
 
 

@@ -94,3 +94,21 @@ def test_thumbnail_and_side_by_side():
     assert vx.thumbnail(img, 100).size == (100, 50)
     both = side_by_side(img, Image.new("RGB", (100, 100)), gap=4)
     assert both.size == (400 + 200 + 4, 200)
+
+
+def test_judge_input_draws_its_overlay_only_when_read_and_equal_to_overlay():
+    from vlmxplain.masks.judge_input import JudgeInput, make_judge_input
+
+    rng = np.random.default_rng(3)
+    img = Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8))
+    raw = rng.random((7, 7)).astype(np.float32)
+    item = make_judge_input("s", img, {"map": raw, "prediction": 1, "confidence": 0.7}, 25, 0.6, ["a", "b"])
+    assert item.__dict__.get("_overlay") is None  # a masked-image judge never pays for it
+    drawn = item.overlay
+    assert np.array_equal(np.asarray(drawn), np.asarray(vx.overlay(img, raw))) and item.overlay is drawn
+    manual = JudgeInput("m", img, item.masked, item.saliency, item.mask, 1, "b", 0.7, overlay=img)
+    assert manual.overlay is img
+    reference = np.clip(np.asarray(img, np.float32) * item.mask[..., None] + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(item.masked), reference)  # the in-place product: the same pixels
+    with pytest.raises(ValueError, match="overlay= or raw_map="):
+        JudgeInput("x", img, item.masked, item.saliency, item.mask, 1, "b", 0.7)

@@ -67,10 +67,12 @@ def image_mask(image: Image.Image, raw_map: np.ndarray, alpha: float = DEFAULT_A
 
 def apply_mask(image: Image.Image, mask: np.ndarray) -> Image.Image:
     """image × mask (the masked CAM image the judge sees)."""
-    rgb = _as_rgb_array(image)
+    rgb = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else _as_rgb_array(image)
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"mask: shape {mask.shape} does not match the image's {rgb.shape[:2]}")
-    return Image.fromarray(np.clip(rgb * mask[..., None] + 0.5, 0, 255).astype(np.uint8))
+    out = np.multiply(rgb, mask[..., None], dtype=np.float32)  # uint8 × float32, in place from here: ~2× faster
+    out += 0.5
+    return Image.fromarray(np.clip(out, 0, 255, out=out).astype(np.uint8))
 
 
 def masked_image(image: Image.Image, raw_map: np.ndarray, alpha: float = DEFAULT_ALPHA,

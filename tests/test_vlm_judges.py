@@ -337,6 +337,31 @@ def test_prompt_version_and_cache_key_follow_what_is_asked(loopback_server):
     assert base.view_bytes(item) == png_bytes(base.view(item))
 
 
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_jpeg_images_are_sent_with_their_media_type_and_keyed_apart_from_png(loopback_server, provider):
+    png, jpeg = build(provider, loopback_server), build(provider, loopback_server, image_format="jpeg")
+    item = make_item(6)
+    assert jpeg.judge(item).ok
+    (req,) = loopback_server.requests
+    if provider == "openai":
+        url = req.body["messages"][1]["content"][1]["image_url"]["url"]
+        assert url.startswith("data:image/jpeg;base64,")
+    else:
+        parts = req.body["contents"][0]["parts"]
+        inline = [p.get("inlineData") or p.get("inline_data") for p in parts if "inlineData" in p or "inline_data" in p]
+        assert [i.get("mimeType", i.get("mime_type")) for i in inline] == ["image/jpeg"], inline[0].keys()
+    assert req.images == [jpeg.view_bytes(item)]
+    sent = Image.open(io.BytesIO(req.images[0]))
+    assert sent.format == "JPEG" and sent.size == (512, 384)
+    lossless = np.asarray(Image.open(io.BytesIO(png.view_bytes(item))), dtype=float)
+    assert np.abs(np.asarray(sent, dtype=float) - lossless).mean() < 4  # the same picture, lossy
+    assert len(req.images[0]) < len(png.view_bytes(item)) / 2
+    assert jpeg.cache_key(item) != png.cache_key(item)  # another image: never answered from png's cache
+    assert jpeg.settings().options["image_format"] == "jpeg"
+    with pytest.raises(ValueError, match="image_format"):
+        build(provider, loopback_server, image_format="gif")
+
+
 def test_options_are_validated_with_clear_errors(loopback_server):
     with pytest.raises(ValueError, match="concurrency"):
         build("openai", loopback_server, concurrency=0)

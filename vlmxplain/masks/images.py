@@ -29,12 +29,17 @@ JPEG_QUALITY = 90
 PNG_LEVEL = 1
 
 
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def fit_longest(image: Image.Image, size: int, *, upscale: bool = False) -> Image.Image:
-    """An RGB copy whose longest side is ``size`` pixels (aspect kept, Lanczos). Smaller images
-    are returned at their own size unless ``upscale``."""
+    """An RGB image whose longest side is ``size`` pixels (aspect kept, Lanczos). Smaller images
+    are returned at their own size unless ``upscale`` (an RGB image that already fits is returned
+    as is, not copied: treat the result as read-only)."""
     if isinstance(size, bool) or int(size) < 1:
         raise ValueError(f"size: must be >= 1, got {size!r}")
-    image = image.convert("RGB")
+    image = _rgb(image)
     w, h = image.size
     if max(w, h) == size or (max(w, h) < size and not upscale):
         return image
@@ -43,7 +48,7 @@ def fit_longest(image: Image.Image, size: int, *, upscale: bool = False) -> Imag
 
 
 def thumbnail(image: Image.Image, size: int = 160) -> Image.Image:
-    """A copy whose longest side is at most ``size`` pixels."""
+    """An image whose longest side is at most ``size`` pixels (see :func:`fit_longest`)."""
     return fit_longest(image, size)
 
 
@@ -74,9 +79,9 @@ def encode_image(image: Image.Image, fmt: ImageFormat = "png") -> bytes:
     if fmt == "png":
         image.save(buf, format="PNG", optimize=False, compress_level=PNG_LEVEL)
     elif fmt == "webp":
-        image.convert("RGB").save(buf, format="WEBP", lossless=True, quality=0, method=0, exact=True)
+        _rgb(image).save(buf, format="WEBP", lossless=True, quality=0, method=0, exact=True)
     elif fmt == "jpeg":
-        image.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY)
+        _rgb(image).save(buf, format="JPEG", quality=JPEG_QUALITY)
     else:
         raise ValueError(f"fmt: must be 'png', 'webp' or 'jpeg', got {fmt!r}")
     return buf.getvalue()

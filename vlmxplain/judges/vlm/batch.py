@@ -81,12 +81,12 @@ Result = tuple["str | None", "Reply | str"]
 
 def request_line(custom_id: str, request: Request) -> str:
     """The provider-neutral JSONL line of one prepared request (what a job will carry)."""
-    png, prompt, _estimate = request.payload
-    return json.dumps({"custom_id": custom_id, "png": base64.b64encode(png).decode("ascii"), "prompt": prompt})
+    image, prompt, _estimate = request.payload  # the image bytes sent, under the key "png" (any format)
+    return json.dumps({"custom_id": custom_id, "png": base64.b64encode(image).decode("ascii"), "prompt": prompt})
 
 
 def read_lines(path: Path) -> Iterator[tuple[str, bytes, str]]:
-    """``(custom_id, png, prompt)`` of each neutral line of ``path``."""
+    """``(custom_id, image bytes, prompt)`` of each neutral line of ``path``."""
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():

@@ -49,12 +49,12 @@ def _line_failure(error: Any, status: Any = None) -> str:
 class OpenAIBatchAPI(BatchAPI):
     max_bytes = 190_000_000  # OpenAI: 200 MB per input file
 
-    def body(self, png: bytes, prompt: str) -> dict:
+    def body(self, image: bytes, prompt: str) -> dict:
         """The chat-completions body of one request, as the synchronous judge sends it."""
         from openai.lib._parsing._completions import type_to_response_format_param
 
         j = self.judge
-        return {"model": j.model, "messages": j.messages(png, prompt),
+        return {"model": j.model, "messages": j.messages(image, prompt),
                 "response_format": type_to_response_format_param(JudgeResponse), **j._request_kwargs()}
 
     def submit(self, nonce: str, path: Path) -> str:
@@ -62,9 +62,9 @@ class OpenAIBatchAPI(BatchAPI):
 
         upload = path.with_suffix(".openai.jsonl")
         with open(upload, "w", encoding="utf-8") as f:
-            for cid, png, prompt in read_lines(path):
+            for cid, image, prompt in read_lines(path):
                 f.write(json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
-                                    "body": self.body(png, prompt)}) + "\n")
+                                    "body": self.body(image, prompt)}) + "\n")
         try:
             try:
                 file = self.client.files.create(file=upload, purpose="batch")
@@ -160,9 +160,9 @@ class GeminiBatchAPI(BatchAPI):
         from .gemini_backend import _transport_errors
 
         j = self.judge
-        src = [types.InlinedRequest(contents=[types.Part.from_bytes(data=png, mime_type="image/png"), prompt],
+        src = [types.InlinedRequest(contents=[types.Part.from_bytes(data=image, mime_type=j.mime_type), prompt],
                                     config=j.config(), metadata={"custom_id": cid})
-               for cid, png, prompt in read_lines(path)]
+               for cid, image, prompt in read_lines(path)]
         timeouts, transport = _transport_errors()
         try:
             job = self.client.batches.create(model=j.model, src=src, config={"display_name": self.display_name(nonce)})

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from ...core.checks import describe_option_errors
 from ...core.records import JudgeResponse, JudgeSettings, Judgment
 from ...core.specs import JudgeSpec
-from ...masks.images import png_bytes
+from ...masks.images import encode_image
 from ...masks.judge_input import JudgeInput, judge_view
 from ..base import Emit, Judge, Request, Stopped, content_key
 from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, image_tokens, lookup_price, text_tokens
@@ -115,9 +115,14 @@ class VLMJudge(Judge):
     def _make_client(self, key: Secret) -> Any:
         raise NotImplementedError
 
-    def _send(self, png: bytes, prompt: str) -> Reply:
+    def _send(self, image: bytes, prompt: str) -> Reply:
         """One request. Returns a :class:`Reply` or raises :class:`CallError`."""
         raise NotImplementedError
+
+    @property
+    def mime_type(self) -> str:
+        """The media type of the image sent."""
+        return f"image/{self.options.image_format}"
 
     @property
     def concurrency(self) -> int:
@@ -129,7 +134,7 @@ class VLMJudge(Judge):
         return judge_view(item, self.options.input_kind, self.options.image_size)
 
     def view_bytes(self, item: JudgeInput) -> bytes:
-        """Exactly the PNG bytes sent for ``item``."""
+        """Exactly the image bytes sent for ``item`` (PNG, or JPEG with ``image_format="jpeg"``)."""
         return self.prepare(item).payload[0]
 
     def render_prompt(self, item: JudgeInput) -> str:
@@ -154,13 +159,13 @@ class VLMJudge(Judge):
 
     # -- judging -----------------------------------------------------------------------------
     def prepare(self, item: JudgeInput) -> Request:
-        """The request for ``item``: the PNG sent (encoded once), the prompt, a token estimate,
+        """The request for ``item``: the image sent (encoded once), the prompt, a token estimate,
         and the cache key built on exactly those bytes. The heavy input itself is not kept."""
         image = self.view(item)
-        png = png_bytes(image)
+        data = encode_image(image, self.options.image_format)
         prompt = self.render_prompt(item)
-        return Request(item.sample_id, content_key(self.id, self.prompt_version, prompt, png),
-                       payload=(png, prompt, self.estimated_tokens(prompt, *image.size)))
+        return Request(item.sample_id, content_key(self.id, self.prompt_version, prompt, data),
+                       payload=(data, prompt, self.estimated_tokens(prompt, *image.size)))
 
     def judge_many(self, items: Sequence[JudgeInput]) -> Iterator[tuple[int, Judgment]]:
         """Judge ``items`` concurrently (at most ``concurrency`` requests in flight); yield
@@ -324,7 +329,7 @@ class VLMJudge(Judge):
         if isinstance(request.payload, Exception):
             exc = request.payload
             return self._failure(f"bad input: {type(exc).__name__}: {exc}")
-        png, prompt, estimate = request.payload
+        image, prompt, estimate = request.payload
         index = request.sample_id
         attempt = 0
         while True:
@@ -337,7 +342,7 @@ class VLMJudge(Judge):
             attempt += 1
             start = time.monotonic()
             try:
-                reply = self._send(png, prompt)
+                reply = self._send(image, prompt)
             except CallError as err:
                 if err.fatal:
                     fatal.append(err)

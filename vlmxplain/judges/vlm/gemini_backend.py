@@ -1,6 +1,6 @@
 """Gemini judge (``gemini:<model>``) over the official ``google-genai`` SDK.
 
-``client.models.generate_content(model=..., contents=[Part.from_bytes(png, "image/png"), prompt],
+``client.models.generate_content(model=..., contents=[Part.from_bytes(image, mime_type), prompt],
 config=GenerateContentConfig(response_mime_type="application/json", response_json_schema=...,
 temperature=...))``. The paper used ``gemini-1.5-flash`` (shut down); ``gemini-2.5-flash`` is a
 current choice — the model is a setting.
@@ -79,13 +79,13 @@ class GeminiJudge(VLMJudge):
             kwargs["media_resolution"] = f"MEDIA_RESOLUTION_{self.detail.upper()}"
         return types.GenerateContentConfig(**kwargs)
 
-    def _send(self, png: bytes, prompt: str) -> Reply:
+    def _send(self, image: bytes, prompt: str) -> Reply:
         from google.genai import errors, types
 
         timeouts, transport = _transport_errors()
         try:
             response = self._client.models.generate_content(
-                model=self.model, contents=[types.Part.from_bytes(data=png, mime_type="image/png"), prompt],
+                model=self.model, contents=[types.Part.from_bytes(data=image, mime_type=self.mime_type), prompt],
                 config=self.config())
         except errors.APIError as exc:
             status = int(exc.code or 0)

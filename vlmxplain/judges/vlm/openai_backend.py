@@ -48,14 +48,14 @@ class OpenAIJudge(VLMJudge):
             kwargs["base_url"] = self._base_url()
         return openai.OpenAI(**kwargs)
 
-    def messages(self, png: bytes, prompt: str) -> list[dict]:
+    def messages(self, image: bytes, prompt: str) -> list[dict]:
         """The chat messages for one request (system rubric, user text + data-URL image)."""
-        image: dict[str, Any] = {"url": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
+        url: dict[str, Any] = {"url": f"data:{self.mime_type};base64," + base64.b64encode(image).decode("ascii")}
         if self.detail:
-            image["detail"] = self.detail
+            url["detail"] = self.detail
         return [
             {"role": "system", "content": self.template.system},
-            {"role": "user", "content": [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": image}]},
+            {"role": "user", "content": [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": url}]},
         ]
 
     def _request_kwargs(self) -> dict[str, Any]:
@@ -66,11 +66,11 @@ class OpenAIJudge(VLMJudge):
             kwargs["max_completion_tokens"] = self.options.max_output_tokens
         return kwargs
 
-    def _send(self, png: bytes, prompt: str) -> Reply:
+    def _send(self, image: bytes, prompt: str) -> Reply:
         import openai
         import pydantic
 
-        messages = self.messages(png, prompt)
+        messages = self.messages(image, prompt)
         try:
             raw = self._client.chat.completions.with_raw_response.parse(
                 model=self.model, messages=messages, response_format=JudgeResponse, **self._request_kwargs())
@@ -167,12 +167,12 @@ class OpenAICompatibleJudge(OpenAIJudge):
                 "name": "JudgeResponse", "schema": judge_response_schema(strict=True), "strict": True}}
         return kwargs
 
-    def _send(self, png: bytes, prompt: str) -> Reply:
+    def _send(self, image: bytes, prompt: str) -> Reply:
         import openai
 
         try:
             raw = self._client.chat.completions.with_raw_response.create(
-                model=self.model, messages=self.messages(png, prompt), **self._request_kwargs())
+                model=self.model, messages=self.messages(image, prompt), **self._request_kwargs())
         except openai.OpenAIError as exc:
             raise self._classify(exc) from None
         body = raw.text

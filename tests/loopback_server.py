@@ -345,8 +345,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": {"message": f"no route for {self.path}"}})
         server = self.owner
         with server._lock:
+            done = [r for r in server.requests if r.responded]
             stats = {"requests": len(server.requests), "max_in_flight": server.max_in_flight,
-                     "in_flight": server.in_flight}
+                     "in_flight": server.in_flight,
+                     # time.monotonic() is the system's clock: comparable with the client's
+                     "first_received": min((r.received for r in server.requests), default=None),
+                     "last_responded": max((r.responded for r in done), default=None),
+                     "busy_seconds": sum(r.responded - r.received for r in done),
+                     "durations": [r.responded - r.received for r in sorted(done, key=lambda r: r.received)]}
         self._send(200, stats)
 
     def do_POST(self) -> None:  # noqa: N802

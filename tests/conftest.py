@@ -13,11 +13,15 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def private_judgment_cache(tmp_path_factory):
+def private_caches(tmp_path_factory):
     """No test reads or writes the user's judgment cache (a hit from an earlier session would turn
-    a new judgment into a cached one); modules that share one set their own."""
+    a new judgment into a cached one; modules that share one set their own), and one model cache
+    serves the whole session: every ShapesNet (bias, sweep, notebook tests) is trained once. The
+    notebooks nbval runs after tests/ start their kernels with this environment, so they find the
+    models the tests trained instead of training them again."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VLMXPLAIN_CACHE", str(tmp_path_factory.mktemp("session-cache") / "judgments.sqlite"))
+        mp.setenv("VLMXPLAIN_MODELS", str(tmp_path_factory.getbasetemp() / "vlmxplain-models"))
         yield
 
 
@@ -55,11 +59,9 @@ def photos():
 
 @pytest.fixture(scope="module")
 def shared_caches(tmp_path_factory):
-    """One model cache for the whole session (bias, sweep and notebook tests train the same
-    ShapesNets) and a private judgment cache per module; no progress bars. Kernels started by
-    notebook tests inherit this environment."""
+    """The session's model cache (see :func:`private_caches`) and a private judgment cache per
+    module; no progress bars. Kernels started by notebook tests inherit this environment."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VLMXPLAIN_MODELS", str(tmp_path_factory.getbasetemp() / "vlmxplain-models"))
         mp.setenv("VLMXPLAIN_CACHE", str(tmp_path_factory.mktemp("cache") / "judgments.sqlite"))
         mp.setenv("TQDM_DISABLE", "1")
         mp.setenv("MPLBACKEND", "Agg")

@@ -432,3 +432,24 @@ def test_sync_rebuilds_a_named_template_and_refuses_other_questions(tiny_clf, tm
         run = vx.sync(tmp_path / "r", verbose=False)
     assert run.last_summary.judged == 2 and (run.table["judge_status"] == "ok").all()
     assert run.view.judge.options["template"] == "paper-strict"
+
+
+def test_merge_refuses_shards_with_open_jobs_then_carries_their_jobs(tiny_clf, tmp_path):
+    data = vx.datasets.shapes(6, seed=11)
+    with LoopbackServer() as server:
+        server.batch.outcome = None  # in progress until finished below
+        judge = batch_judge("openai", server)
+        shards = [vx.explain(tiny_clf, data, run_dir=tmp_path / f"s{k}", shard=(k, 2), progress=False, verbose=False,
+                             **judge) for k in range(2)]
+        assert sum(s.last_summary.submitted for s in shards) == 6
+        with pytest.raises(ValueError, match=r"s0: 1 provider batch job\(s\) still open.*vx.sync"):
+            vx.merge_runs([s.run_dir for s in shards], into=tmp_path / "all")
+        assert not (tmp_path / "all").exists()  # refused before anything was written
+        server.batch.finish("completed")
+        for s in shards:
+            vx.sync(s.run_dir)
+        merged = vx.merge_runs([s.run_dir for s in shards], into=tmp_path / "all")
+    assert (merged.table["judge_status"] == "ok").all() and len(merged) == 6
+    jobs = merged.batch_jobs()
+    assert len(jobs) == 2 and (jobs["state"] == "completed").all() and jobs["judged"].sum() == 6
+    assert vx.merge_runs([s.run_dir for s in shards], into=tmp_path / "all").batch_jobs().equals(jobs)  # idempotent

@@ -68,10 +68,10 @@ class BatchRequest:
 class BatchJobs:
     """The batch-job tables of a :class:`~vlmxplain.store.RunStore` (added on first use)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store, *, create: bool = True) -> None:
         self.store = store
         c = store._conn
-        if getattr(store, "readonly", False):  # never written: without the tables it has no jobs
+        if not create or getattr(store, "readonly", False):  # never written: without the tables it has no jobs
             self.exists = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'batch_jobs'").fetchone() is not None
         else:
             self.exists = ensure_tables(c, _SCHEMA, "batch_jobs")

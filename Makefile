@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_tuner.py
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_batch.py
+	$(PY) benchmarks/bench_cam_methods.py
+	$(PY) benchmarks/bench_streaming.py
 
 clean:
 	rm -rf $(VENV) figures runs

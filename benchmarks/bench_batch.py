@@ -26,6 +26,9 @@ from loopback_server import LoopbackServer  # noqa: E402
 import vlmxplain as vx  # noqa: E402
 
 MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash"}
+#: (row label, provider, batch options): Gemini's jobs both ways (inline requests, an uploaded JSONL file)
+ROWS = [("openai", "openai", {}), ("gemini", "gemini", {"gemini_input": "inline"}),
+        ("gem-file", "gemini", {"gemini_input": "file"})]
 
 
 def classifier():
@@ -37,28 +40,28 @@ def classifier():
     return shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
 
 
-def compare(provider: str, n: int, per_job: int, root: Path) -> dict:
+def compare(label: str, provider: str, extra: dict, n: int, per_job: int, root: Path) -> dict:
     clf, data = classifier(), vx.datasets.shapes(n, seed=5)
     with LoopbackServer() as server:
         url = {"base_url": server.openai_base_url if provider == "openai" else server.url}
-        quiet = dict(progress=False, verbose=False)
+        quiet = dict(progress=False, verbose=False, cache=False)  # each row asks its own questions
         t0 = time.perf_counter()
         sync = vx.explain(clf, data, judge=f"{provider}:{MODELS[provider]}", judge_options=url,
-                          run_dir=root / f"{provider}-sync", **quiet)
+                          run_dir=root / f"{label}-sync", **quiet)
         t_sync = time.perf_counter() - t0
         sync_requests = len(server.requests)
         spec = f"{provider}-batch:{MODELS[provider]}"
-        options = {**url, "max_requests_per_job": per_job, "poll_interval": 0.05}
+        options = {**url, "max_requests_per_job": per_job, "poll_interval": 0.05, **extra}
         t0 = time.perf_counter()
-        batch = vx.explain(clf, data, judge=spec, judge_options=options, run_dir=root / f"{provider}-batch", **quiet)
+        batch = vx.explain(clf, data, judge=spec, judge_options=options, run_dir=root / f"{label}-batch", **quiet)
         t_submit = time.perf_counter() - t0
         batch = vx.sync(batch, wait=True, timeout=120, verbose=False)
         t_batch = time.perf_counter() - t0
         calls, lines = len(server.batch.calls), len(server.batch.lines)
-        vx.explain(clf, data, judge=spec, judge_options=options, run_dir=root / f"{provider}-batch", **quiet)
+        vx.explain(clf, data, judge=spec, judge_options=options, run_dir=root / f"{label}-batch", **quiet)
         rerun_calls = len(server.batch.calls) - calls
     ok = (batch.table["judge_status"] == "ok").all() and (sync.table["judge_status"] == "ok").all()
-    return dict(provider=provider, sync_usd=sync.cost().usd, batch_usd=batch.cost().usd,
+    return dict(provider=label, sync_usd=sync.cost().usd, batch_usd=batch.cost().usd,
                 sync_tokens=sync.usage(), batch_tokens=batch.usage(), sync_requests=sync_requests,
                 batch_calls=calls, batch_lines=lines, jobs=len(batch.batch_jobs()), rerun_calls=rerun_calls,
                 t_sync=t_sync, t_submit=t_submit, t_batch=t_batch, all_ok=ok)
@@ -78,12 +81,12 @@ def main() -> int:
         print(f"{'provider':8} {'sync $':>10} {'batch $':>10} {'ratio':>6} {'tokens in/out (both)':>22} "
               f"{'sync req':>8} {'batch calls':>11} {'lines':>6} {'jobs':>4} {'rerun':>5} {'sync s':>7} {'submit s':>8} "
               f"{'batch s':>7}")
-        for provider in MODELS:
-            r = compare(provider, args.n, args.per_job, Path(tmp))
+        for label, provider, extra in ROWS:
+            r = compare(label, provider, extra, args.n, args.per_job, Path(tmp))
             ratio = r["batch_usd"] / r["sync_usd"]
             same = r["sync_tokens"] == r["batch_tokens"]
             tokens = f"{r['batch_tokens']['input_tokens']:,}/{r['batch_tokens']['output_tokens']:,}" + ("" if same else " (!)")
-            print(f"{provider:8} {r['sync_usd']:10.6f} {r['batch_usd']:10.6f} {ratio:6.3f} {tokens:>22} "
+            print(f"{label:8} {r['sync_usd']:10.6f} {r['batch_usd']:10.6f} {ratio:6.3f} {tokens:>22} "
                   f"{r['sync_requests']:8d} {r['batch_calls']:11d} {r['batch_lines']:6d} {r['jobs']:4d} "
                   f"{r['rerun_calls']:5d} {r['t_sync']:7.2f} {r['t_submit']:8.2f} {r['t_batch']:7.2f}")
             failed |= abs(ratio - 0.5) > 1e-9 or not same or r["rerun_calls"] != 0 or not r["all_ok"]

@@ -3,8 +3,13 @@ Gemini batch jobs with inline requests, as the real ``openai`` / ``google-genai`
 
 OpenAI: ``POST /v1/files`` (multipart), ``GET /v1/files/{id}/content``, ``POST /v1/batches``,
 ``GET /v1/batches/{id}``, ``GET /v1/batches`` (list, newest first, ``after`` cursor),
-``POST /v1/batches/{id}/cancel``. Gemini: ``POST /{v}/models/{m}:batchGenerateContent``,
-``GET /{v}/batches/{id}``, ``GET /{v}/batches`` (list), ``POST /{v}/batches/{id}:cancel``.
+``POST /v1/batches/{id}/cancel``. Gemini: ``POST /{v}/models/{m}:batchGenerateContent`` (inline
+requests, or ``inputConfig.fileName`` of an uploaded JSONL file), ``GET /{v}/batches/{id}``,
+``GET /{v}/batches`` (list), ``POST /{v}/batches/{id}:cancel``; the Files API's resumable upload
+(``POST /upload/{v}/files`` with ``X-Goog-Upload-Command: start`` answers an upload URL, whose
+``upload``/``upload, finalize`` chunks answer ``X-Goog-Upload-Status``), ``GET
+/{v}/files/{id}:download?alt=media`` and ``DELETE /{v}/files/{id}``. A file job's results are a
+JSONL file of ``{"key", "response"}`` / ``{"key", "error"}`` lines (``output.responsesFile``).
 
 A test controls how jobs progress (``server.batch``)::
 
@@ -41,6 +46,8 @@ _ERRORS = ("400", "401", "403", "404", "429", "500", "503")
 _G_CREATE = re.compile(r"^/(?P<v>[^/]+)/models/(?P<model>[^/:]+):batchGenerateContent$")
 _G_JOB = re.compile(r"^/(?P<v>[^/]+)/batches/(?P<id>[^/:]+)(?P<cancel>:cancel)?$")
 _G_LIST = re.compile(r"^/(?P<v>[^/]+)/batches$")
+_G_UPLOAD = re.compile(r"^/upload/(?P<v>[^/]+)/files$")
+_G_FILE = re.compile(r"^/(?P<v>[^/]+)/files/(?P<id>[^/:]+)(?P<download>:download)?$")
 
 
 @dataclass
@@ -58,10 +65,13 @@ class BatchState:
 
     def __init__(self, owner: Any) -> None:
         self.owner = owner
-        self.files: dict[str, dict] = {}
+        self.files: dict[str, dict] = {}  # OpenAI file id / Gemini file name -> bytes, purpose, ...
+        self.deleted: dict[str, dict] = {}  # files the client deleted (kept here for the tests)
+        self._uploads: dict[str, dict] = {}  # Gemini resumable uploads in progress
         self.jobs: dict[str, dict] = {}
         self.lines: list[BatchLine] = []
         self.calls: list[tuple[str, str, str | None]] = []  # (method, path, api key) of every batch call
+        # but an upload's chunks (their upload URL is their credential)
         self.outcome: str | None = "completed"
         self.plan: list[str | None] = []
         self.polls_to_finish = 0
@@ -95,22 +105,32 @@ class BatchState:
         q = {k: v[0] for k, v in parse_qs(query).items()}
         key = h.headers.get("authorization", "")
         key = key[7:] if key.lower().startswith("bearer ") else h.headers.get("x-goog-api-key")
-        route = self._route(method, path, gemini=h.headers.get("x-goog-api-key") is not None)
+        route = self._route(method, path, gemini=h.headers.get("x-goog-api-key") is not None, query=q)
         if route is None:
             return False
-        self.calls.append((method, path, key))
-        if self.owner.required_key is not None and key != self.owner.required_key:
+        chunk = route[0] == "_g_upload_chunk"  # authorised by its upload id, as at Google
+        if not chunk:
+            self.calls.append((method, path, key))
+        if not chunk and self.owner.required_key is not None and key != self.owner.required_key:
             h._send(401, {"error": {"code": 401, "message": "Incorrect API key provided", "status": "UNAUTHENTICATED"}})
             return True
         name, args = route
-        status, payload, raw_out = getattr(self, name)(h, q, raw, **args)
+        status, payload, raw_out, *headers = getattr(self, name)(h, q, raw, **args)
         if raw_out is not None:
             h._send(status, None, raw=raw_out, content_type="application/octet-stream")
         else:
-            h._send(status, payload)
+            h._send(status, payload, headers[0] if headers else None)
         return True
 
-    def _route(self, method: str, path: str, gemini: bool) -> tuple[str, dict] | None:
+    def _route(self, method: str, path: str, gemini: bool, query: dict) -> tuple[str, dict] | None:
+        if method == "POST" and _G_UPLOAD.match(path):
+            return ("_g_upload_chunk" if "upload_id" in query else "_g_upload_start"), {}
+        if gemini and (m := _G_FILE.match(path)):
+            if method == "DELETE":
+                return "_g_delete", {"name": f"files/{m.group('id')}"}
+            if method == "GET" and m.group("download"):
+                return "_g_download", {"name": f"files/{m.group('id')}"}
+            return None
         if gemini:  # the same /v1 paths as OpenAI's: told apart by the SDK's auth header
             if method == "POST" and (m := _G_CREATE.match(path)):
                 return "_g_create", {"model": m.group("model")}
@@ -121,6 +141,8 @@ class BatchState:
             return None
         if method == "POST" and path == "/v1/files":
             return "_upload", {}
+        if method == "DELETE" and (m := re.match(r"^/v1/files/([^/]+)$", path)):
+            return "_o_delete", {"fid": m.group(1)}
         if method == "GET" and (m := re.match(r"^/v1/files/([^/]+)/content$", path)):
             return "_content", {"fid": m.group(1)}
         if path == "/v1/batches":
@@ -148,6 +170,12 @@ class BatchState:
         f = self.files[fid]
         return {"id": fid, "object": "file", "bytes": len(f["bytes"]), "created_at": int(time.time()),
                 "filename": f["filename"], "purpose": f["purpose"], "status": "processed"}
+
+    def _o_delete(self, h: Any, q: dict, raw: bytes, fid: str) -> tuple:
+        if fid not in self.files:
+            return 404, {"error": {"message": f"no file {fid}"}}, None
+        self.deleted[fid] = self.files.pop(fid)
+        return 200, {"id": fid, "object": "file", "deleted": True}, None
 
     def _content(self, h: Any, q: dict, raw: bytes, fid: str) -> tuple:
         if fid not in self.files:
@@ -210,20 +238,79 @@ class BatchState:
         return {k: v for k, v in job.items() if not k.startswith("_")}
 
     # -- Gemini ----------------------------------------------------------------------------------
+    def _g_upload_start(self, h: Any, q: dict, raw: bytes) -> tuple:
+        if h.headers.get("X-Goog-Upload-Command") != "start" or h.headers.get("X-Goog-Upload-Protocol") != "resumable":
+            return 400, {"error": {"code": 400, "message": "not a resumable upload start", "status": "INVALID_ARGUMENT"}}, None
+        if self.upload_hold:  # the client dies waiting: the upload never completes
+            self.uploading.set()
+            self.release.wait(self.upload_hold)
+            return 500, {"error": {"code": 500, "message": "upload interrupted", "status": "INTERNAL"}}, None
+        meta = json.loads(raw or b"{}").get("file") or {}
+        name = meta.get("name") or self._new_id("files/upload-")
+        if name in self.files:
+            return 409, {"error": {"code": 409, "message": f"{name} already exists", "status": "ALREADY_EXISTS"}}, None
+        uid = self._new_id("u")
+        self._uploads[uid] = {"name": name, "display": meta.get("displayName"), "data": bytearray(),
+                              "size": int(h.headers.get("X-Goog-Upload-Header-Content-Length") or 0),
+                              "mime": h.headers.get("X-Goog-Upload-Header-Content-Type")}
+        url = f"{self.owner.url}{h.path.partition('?')[0]}?upload_id={uid}&upload_protocol=resumable"
+        return 200, {}, None, {"x-goog-upload-url": url, "x-goog-upload-status": "active"}
+
+    def _g_upload_chunk(self, h: Any, q: dict, raw: bytes) -> tuple:
+        upload = self._uploads.get(q["upload_id"])
+        command = h.headers.get("X-Goog-Upload-Command", "")
+        if upload is None or int(h.headers.get("X-Goog-Upload-Offset", -1)) != len(upload["data"]):
+            return 400, {"error": {"code": 400, "message": "unknown upload or wrong offset"}}, None, \
+                {"x-goog-upload-status": "final"}
+        upload["data"] += raw
+        if "finalize" not in command:
+            return 200, {}, None, {"x-goog-upload-status": "active"}
+        del self._uploads[q["upload_id"]]
+        data = bytes(upload["data"])
+        if upload["size"] and len(data) != upload["size"]:
+            return 400, {"error": {"code": 400, "message": "size mismatch"}}, None, {"x-goog-upload-status": "final"}
+        self.files[upload["name"]] = {"bytes": data, "purpose": "batch", "filename": upload["display"] or "",
+                                      "mime": upload["mime"]}
+        return 200, {"file": self._g_file(upload["name"])}, None, {"x-goog-upload-status": "final"}
+
+    def _g_file(self, name: str) -> dict:
+        f = self.files[name]
+        return {"name": name, "displayName": f["filename"], "mimeType": f.get("mime") or "application/jsonl",
+                "sizeBytes": str(len(f["bytes"])), "createTime": "2026-12-02T08:00:00Z", "state": "ACTIVE",
+                "uri": f"{self.owner.url}/v1beta/{name}", "source": "UPLOADED" if f["purpose"] == "batch" else "GENERATED"}
+
+    def _g_download(self, h: Any, q: dict, raw: bytes, name: str) -> tuple:
+        if name not in self.files or self.files[name]["purpose"] == "batch":  # uploads cannot be downloaded
+            return 404, {"error": {"code": 404, "message": f"{name} not found", "status": "NOT_FOUND"}}, None
+        return 200, None, self.files[name]["bytes"]
+
+    def _g_delete(self, h: Any, q: dict, raw: bytes, name: str) -> tuple:
+        if name not in self.files:
+            return 404, {"error": {"code": 404, "message": f"{name} not found", "status": "NOT_FOUND"}}, None
+        self.deleted[name] = self.files.pop(name)
+        return 200, {}, None
+
     def _g_create(self, h: Any, q: dict, raw: bytes, model: str) -> tuple:
         from loopback_server import _parse_gemini
 
         batch = json.loads(raw)["batch"]
-        requests = batch["inputConfig"]["requests"]["requests"]
+        source = batch["inputConfig"].get("fileName")
+        if source is not None:  # {"key", "request"} lines of an uploaded file
+            if source not in self.files:
+                return 400, {"error": {"code": 400, "message": f"{source} does not exist", "status": "INVALID_ARGUMENT"}}, None
+            items = [json.loads(x) for x in self.files[source]["bytes"].decode().splitlines() if x.strip()]
+            keyed = [(item.get("key", ""), item["request"]) for item in items]
+        else:
+            items = batch["inputConfig"]["requests"]["requests"]
+            keyed = [((item.get("metadata") or {}).get("custom_id", ""), item["request"]) for item in items]
         jid = self._new_id("")
         with self._lock:
-            for item in requests:
-                text, images = _parse_gemini(item["request"])
-                self.lines.append(BatchLine("gemini", jid, (item.get("metadata") or {}).get("custom_id", ""), text,
-                                            images, item["request"]))
+            for custom_id, request in keyed:
+                text, images = _parse_gemini(request)
+                self.lines.append(BatchLine("gemini", jid, custom_id, text, images, request))
             self.jobs[jid] = {"name": f"batches/{jid}", "_model": model, "_display": batch.get("displayName"),
-                              "_state": "BATCH_STATE_PENDING", "_lines": requests, "_polls": 0, "_done": False,
-                              "_protocol": "gemini", "_output": None,
+                              "_state": "BATCH_STATE_PENDING", "_lines": items, "_polls": 0, "_done": False,
+                              "_protocol": "gemini", "_output": None, "_source": source,
                               "_outcome": self.plan.pop(0) if self.plan else self.outcome}
         self._hold()
         return 200, self._g_public(self.jobs[jid]), None
@@ -233,7 +320,8 @@ class BatchState:
                 "model": f"models/{job['_model']}", "displayName": job["_display"], "state": job["_state"],
                 "name": job["name"], "createTime": "2026-12-02T08:00:00Z"}
         if job["_output"] is not None:
-            meta["output"] = {"inlinedResponses": {"inlinedResponses": job["_output"]}}
+            meta["output"] = ({"responsesFile": job["_output"]} if job["_source"] else
+                              {"inlinedResponses": {"inlinedResponses": job["_output"]}})
         out = {"name": job["name"], "metadata": meta}
         if job["_done"]:
             out["done"] = True
@@ -295,6 +383,14 @@ class BatchState:
                 out.append({"response": body, "metadata": meta} if status == 200 else
                            {"error": {"code": status, "message": body["error"]["message"]}, "metadata": meta})
             job["_output"] = out
+            if job["_source"]:  # the same results as a JSONL file of {"key", "response" | "error"} lines
+                rows = [json.dumps({"key": r["metadata"]["custom_id"], **{k: v for k, v in r.items() if k != "metadata"}})
+                        if r["metadata"] else json.dumps({k: v for k, v in r.items() if k != "metadata"})[:40]
+                        for r in out]
+                name = f"files/batch-{jid}-responses"
+                self.files[name] = {"bytes": "".join(x + "\n" for x in rows).encode(), "purpose": "batch_output",
+                                    "filename": name}
+                job["_output"] = name
             return
         ok = [(ln, b) for ln, s, b in results if s == 200]
         bad = [(ln, s, b) for ln, s, b in results if s != 200]

@@ -337,6 +337,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
 
+    def do_DELETE(self) -> None:  # noqa: N802
+        """Gemini's ``DELETE /{v}/files/{id}`` (the batch endpoints)."""
+        if not self.owner.batch.handle(self, "DELETE"):
+            self._send(404, {"error": {"message": f"no route for {self.path}"}})
+
     def do_GET(self) -> None:  # noqa: N802
         """``GET /_stats``: request count and concurrency, for a server in another process."""
         if self.owner.batch.handle(self, "GET"):

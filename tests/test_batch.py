@@ -1,6 +1,6 @@
 """Provider batch APIs (``openai-batch:``, ``gemini-batch:``) through ``vx.explain`` and ``vx.sync``:
 the real ``openai`` / ``google-genai`` SDKs talk over HTTP to the loopback server's batch
-endpoints (tests/loopback_batch.py), whose jobs the tests drive (in progress, completed, expired,
+endpoints (tests/loopback_batch.py; Gemini's jobs inline and as uploaded JSONL files), whose jobs the tests drive (in progress, completed, expired,
 failed, cancelled, per-request errors, unreadable result lines). Properties: every sample ends
 judged or failed with a reason; a request is never submitted twice while an earlier one is
 finished or in flight (counted server-side), also across a SIGKILL between creating a job and
@@ -33,8 +33,13 @@ SECRET = "sk-test-BATCH-SECRET-123456"
 GSECRET = "AIza-test-BATCH-SECRET-654321"
 SDK_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL",
            "GOOGLE_GENAI_API_VERSION", "GOOGLE_GENAI_USE_VERTEXAI", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
-PROVIDERS = ("openai", "gemini")
+PROVIDERS = ("openai", "gemini", "gemini-file")  # gemini-file: Gemini jobs from an uploaded JSONL file
 TINY = dict(poll_interval=0.01, adopt_grace=0.0)
+
+
+def transport(provider: str) -> dict:
+    """The judge options that choose a provider's job input."""
+    return {"gemini_input": "file"} if provider == "gemini-file" else {}
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +56,8 @@ def batch_judge(provider: str, server: LoopbackServer, **options) -> dict:
     if provider == "openai":
         return dict(judge="openai-batch:gpt-4o-mini",
                     judge_options={"base_url": server.openai_base_url, **TINY, **options})
-    return dict(judge="gemini-batch:gemini-2.5-flash", judge_options={"base_url": server.url, **TINY, **options})
+    return dict(judge="gemini-batch:gemini-2.5-flash",
+                judge_options={"base_url": server.url, **TINY, **transport(provider), **options})
 
 
 def sync_judge(provider: str, server: LoopbackServer) -> dict:
@@ -156,8 +162,11 @@ def test_explain_submits_returns_at_once_then_collects_like_a_sync_run(tiny_clf,
 
         fresh = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False, **judge)
         assert fresh.last_summary.cached == 5 and len(server.batch.lines) == 5  # answers reached the judgment cache
-        uploaded = [f["bytes"].decode() for f in server.batch.files.values()] + [json.dumps(x.body)
-                                                                                for x in server.batch.lines]
+        files = {**server.batch.files, **server.batch.deleted}
+        uploaded = [f["bytes"].decode() for f in files.values()] + [json.dumps(x.body) for x in server.batch.lines]
+        inputs = [name for name, f in files.items() if f["purpose"] == "batch"]
+        assert len(inputs) == (0 if provider == "gemini" else 3)  # one file per job
+        assert sorted(server.batch.deleted) == sorted(inputs)  # each deleted once its job was collected
     assert_no_key(tmp_path, out, capfd.readouterr().out, caplog.text, *uploaded)  # nor in what the provider got
 
 
@@ -184,7 +193,7 @@ def test_per_request_errors_and_unreadable_lines_end_failed_with_reasons(tiny_cl
     assert (jobs["judged"].sum(), jobs["failed"].sum(), jobs["in_flight"].sum()) == (3, 3, 0)
 
 
-@pytest.mark.parametrize("provider,outcome", [("openai", "expired"), ("gemini", "expired"),
+@pytest.mark.parametrize("provider,outcome", [("openai", "expired"), ("gemini", "expired"), ("gemini-file", "expired"),
                                               ("openai", "failed"), ("openai", "cancelled")])
 def test_a_job_that_ends_without_answers_is_submitted_again_once(tiny_clf, tmp_path, provider, outcome):
     data = vx.datasets.shapes(5, seed=13)
@@ -267,7 +276,7 @@ def _job_rows(db: Path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("provider,moment", [("openai", "after_job_created"), ("openai", "before_job_created"),
-                                             ("gemini", "after_job_created")])
+                                             ("gemini", "after_job_created"), ("gemini-file", "before_job_created")])
 def test_sigkill_around_job_creation_never_submits_twice(tiny_clf, tmp_path, capfd, monkeypatch, provider, moment):
     n, run_dir = 4, tmp_path / "killed"
     script = tmp_path / "kill_batch.py"
@@ -283,7 +292,8 @@ def test_sigkill_around_job_creation_never_submits_twice(tiny_clf, tmp_path, cap
         monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
         judge = batch_judge(provider, server)["judge"]
-        proc = subprocess.Popen([sys.executable, str(script), str(run_dir), str(n), judge, json.dumps(TINY)],
+        proc = subprocess.Popen([sys.executable, str(script), str(run_dir), str(n), judge,
+                                 json.dumps({**TINY, **transport(provider)})],
                                 env=dict(os.environ),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.time() + 60
@@ -303,11 +313,11 @@ def test_sigkill_around_job_creation_never_submits_twice(tiny_clf, tmp_path, cap
         clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
         if moment == "before_job_created":  # just after a kill, its creation could still be on its way
             early = vx.explain(clf, vx.datasets.shapes(n, seed=16), judge=judge, run_dir=run_dir, progress=False,
-                               judge_options={"poll_interval": 0.01})  # the default grace: 120 s
+                               judge_options={"poll_interval": 0.01, **transport(provider)})  # the default grace: 120 s
             assert early.last_summary.batch.in_flight == n and early.last_summary.submitted == 0
             assert server.batch.lines == [] and _job_rows(run_dir / "run.sqlite")[0][2] == "intent"
-        run = vx.explain(clf, vx.datasets.shapes(n, seed=16), judge=judge, judge_options=TINY, run_dir=run_dir,
-                         progress=False)
+        run = vx.explain(clf, vx.datasets.shapes(n, seed=16), judge=judge, judge_options={**TINY, **transport(provider)},
+                         run_dir=run_dir, progress=False)
         run = vx.sync(run, wait=True, poll_interval=0.01, timeout=10)
         out = capfd.readouterr()
     assert len(server.batch.jobs) == 1  # adopted by its nonce, or created once after the kill
@@ -401,6 +411,31 @@ def test_jobs_are_chunked_by_size_too(tiny_clf, tmp_path):
                          **batch_judge("gemini", server, max_bytes_per_job=1000))  # smaller than one request
         assert run.last_summary.batch.jobs_submitted == 3 and len(server.batch.jobs) == 3
         assert sorted(Counter(line.job_id for line in server.batch.lines).values()) == [1, 1, 1]
+
+
+def test_gemini_jobs_go_inline_when_they_fit_and_as_an_uploaded_file_when_not(tiny_clf, tmp_path, monkeypatch):
+    from vlmxplain.judges.vlm.batch_apis import GeminiBatchAPI
+
+    data = vx.datasets.shapes(4, seed=20)
+    with LoopbackServer() as server:
+        server.batch.outcome = None
+        small = vx.explain(tiny_clf, data, run_dir=tmp_path / "small", progress=False, verbose=False,
+                           **batch_judge("gemini", server, max_requests_per_job=2))
+        assert small.view.judge.options["gemini_input"] == "auto"
+        monkeypatch.setattr(GeminiBatchAPI, "inline_bytes", 20_000)  # about one request: a 2-request job does not fit
+        large = vx.explain(tiny_clf, data, run_dir=tmp_path / "large", progress=False, verbose=False, cache=False,
+                           **batch_judge("gemini", server, max_requests_per_job=2))
+        by_run = [[job["_source"] for job in list(server.batch.jobs.values())[k:k + 2]] for k in (0, 2)]
+        assert by_run[0] == [None, None]  # inline
+        assert by_run[1] == [GeminiBatchAPI.input_file(n) for n in large.batch_jobs()["nonce"]]  # one file each
+        server.batch.finish("completed")
+        for run in (small, large):
+            run = vx.sync(run, verbose=False)
+            assert run.last_summary.judged == 4 and (run.table["judge_status"] == "ok").all()
+        assert sorted(server.batch.deleted) == sorted(by_run[1]) and not any(
+            f["purpose"] == "batch" for f in server.batch.files.values())  # inputs deleted, results kept
+    with pytest.raises(ValueError, match="gemini_input"):
+        vx.make_judge("gemini-batch:gemini-2.5-flash", gemini_input="gcs")
 
 
 def test_repeated_sampling_submits_one_request_per_answer_once(tiny_clf, tmp_path):

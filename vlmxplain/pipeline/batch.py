@@ -158,6 +158,7 @@ def _ingest(store: RunStore, jobs: BatchJobs, judge: BatchJudge, cache: Judgment
             p.judged += 1
         else:
             p.failed += 1
+    judge.api.release(status)  # every result read is committed
     missing = [e for e in entries.values() if e.state == "in_flight"]
     if status.state == "completed":
         reason = f"batch job {job.job_id} completed without a readable result for this request"

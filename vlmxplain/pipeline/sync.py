@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..judges import make_judge
-from ..judges.vlm.batch import BatchJudge
+from ..judges.vlm.batch import BatchJudge, BatchOptions
 from ..judges.vlm.options import VLMOptions
 from ..judges.vlm.prompts import PAPER_RUBRIC, PROMPT_TEMPLATES
 from ..store import JudgmentCache, Run, open_run
@@ -20,8 +20,7 @@ from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, collect, is_batch, open_cache
 from .rejudge import rejudge
 
-_BATCH_OPTIONS = ("max_requests_per_job", "max_bytes_per_job", "poll_interval", "completion_window", "max_wait",
-                  "adopt_grace")
+_BATCH_OPTIONS = tuple(BatchOptions.model_fields)
 
 
 def judge_from_record(run: Run, judge_options: dict | None = None) -> BatchJudge:

@@ -22,7 +22,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -47,6 +47,9 @@ class BatchOptions(BaseModel):
     max_bytes_per_job: int = Field(0, ge=0, description="bytes of requests per job (0: the provider's limit)")
     poll_interval: float = Field(30.0, gt=0, le=3600, description="seconds between polls when waiting")
     completion_window: str = Field("24h", description="OpenAI: the job's completion window")
+    gemini_input: Literal["auto", "inline", "file"] = Field(
+        "auto", description="Gemini: a job's requests inline (20 MB per job) or as an uploaded JSONL file (2 GB); "
+        "auto: inline when the job fits")
     max_wait: float | None = Field(None, gt=0, description="judge_many: seconds to wait for a job (None: until done)")
     adopt_grace: float = Field(120.0, ge=0, description="seconds an unconfirmed submission may still appear at the "
                                "provider before its samples are asked again")
@@ -129,6 +132,10 @@ class BatchAPI(ABC):
     @abstractmethod
     def cancel(self, job_id: str) -> None:
         """Ask the provider to cancel a job."""
+
+    def release(self, status: JobStatus) -> None:
+        """Free what a finished job no longer needs at the provider (its uploaded input), once its
+        results are read; best effort."""
 
 
 class BatchJudge(Judge):
@@ -239,6 +246,7 @@ class BatchJudge(Judge):
             if k is not None and k not in seen:
                 seen.add(k)
                 yield k, self.interpret(outcome)
+        self.api.release(status)
         for k in ids.values():
             if k not in seen:
                 yield k, self.failure(f"batch job {job_id} {status.provider_state} without a result for this request")

@@ -6,10 +6,13 @@
   ...})`` starts the job; ``batches.retrieve`` polls it; ``files.content`` downloads the output and
   error files (lines matched on ``custom_id``, never on order). The body is what
   ``chat.completions.parse(response_format=JudgeResponse)`` sends synchronously.
-- Gemini (``gemini-batch:``): inline requests, ``batches.create(model=..., src=[{contents, config,
-  metadata}], config={"display_name": ...})`` with the synchronous judge's contents and
-  ``GenerateContentConfig``; ``batches.get`` polls; results are ``dest.inlined_responses`` (matched
-  on their ``metadata``). Inline jobs are capped at 20 MB, so jobs are chunked by size too.
+- Gemini (``gemini-batch:``): ``batches.create(model=..., src=..., config={"display_name": ...})``
+  with the synchronous judge's contents and ``GenerateContentConfig``, either inline (``src`` a list
+  of ``InlinedRequest`` with a ``custom_id`` in their ``metadata``; 20 MB per job; results in
+  ``dest.inlined_responses``) or, when a job does not fit (``gemini_input``), as a JSONL file of
+  ``{"key", "request"}`` lines — the SDK's own REST form of the same request — uploaded with
+  ``files.upload`` (2 GB; results downloaded from ``dest.file_name``). ``batches.get`` polls. A
+  finished job's uploaded input is deleted (``release``).
 
 Both tag a job with the run's submission nonce (metadata / display name) and find it again by
 listing jobs, so a process killed between creating a job and recording it adopts the job.
@@ -142,6 +145,17 @@ class OpenAIBatchAPI(BatchAPI):
         except CallError as err:
             return cid, err.reason()
 
+    def release(self, status: JobStatus) -> None:
+        """Delete a finished job's input file (the output files stay: they are the results)."""
+        import openai
+
+        file_id = getattr(status.raw, "input_file_id", None)
+        if file_id:
+            try:
+                self.client.files.delete(file_id)
+            except openai.OpenAIError:  # deleted already: nothing is lost either way
+                pass
+
     def cancel(self, job_id: str) -> None:
         import openai
 
@@ -152,17 +166,30 @@ class OpenAIBatchAPI(BatchAPI):
 
 
 class GeminiBatchAPI(BatchAPI):
-    max_bytes = 19_000_000  # inline requests: 20 MB per job
+    inline_bytes = 19_000_000  # inline requests: 20 MB per job
+    file_bytes = 1_900_000_000  # an input file: 2 GB
+
+    @property
+    def max_bytes(self) -> int:  # type: ignore[override]
+        return self.inline_bytes if self.options.gemini_input == "inline" else self.file_bytes
+
+    def _requests(self, path: Path) -> Iterator[Any]:
+        """The synchronous judge's contents and config for each neutral line, as inline requests."""
+        from google.genai import types
+
+        j = self.judge
+        for cid, image, prompt in read_lines(path):
+            yield types.InlinedRequest(contents=[types.Part.from_bytes(data=image, mime_type=j.mime_type), prompt],
+                                       config=j.config(), metadata={"custom_id": cid})
 
     def submit(self, nonce: str, path: Path) -> str:
-        from google.genai import errors, types
+        from google.genai import errors
 
         from .gemini_backend import _transport_errors
 
-        j = self.judge
-        src = [types.InlinedRequest(contents=[types.Part.from_bytes(data=image, mime_type=j.mime_type), prompt],
-                                    config=j.config(), metadata={"custom_id": cid})
-               for cid, image, prompt in read_lines(path)]
+        j, mode = self.judge, self.options.gemini_input
+        as_file = mode == "file" or (mode == "auto" and path.stat().st_size > self.inline_bytes)
+        src = self._upload(nonce, path) if as_file else list(self._requests(path))
         timeouts, transport = _transport_errors()
         try:
             job = self.client.batches.create(model=j.model, src=src, config={"display_name": self.display_name(nonce)})
@@ -173,6 +200,40 @@ class GeminiBatchAPI(BatchAPI):
         except (*timeouts, *transport) as exc:
             raise SubmitError(f"connection error: {type(exc).__name__}", created_maybe=True) from None
         return str(job.name)
+
+    @staticmethod
+    def input_file(nonce: str) -> str:
+        """The name of a job's uploaded input file (Files API names: ≤ 40 lowercase characters)."""
+        return f"files/vlmx-{nonce[:32]}"
+
+    def _upload(self, nonce: str, path: Path) -> str:
+        """Write the requests as Gemini's ``{"key", "request"}`` JSONL lines (the SDK's own REST form of
+        the synchronous request) and upload them with the Files API; the file's name. No job exists
+        without its file, so a failed upload is never a job to look up."""
+        from google.genai import _common, batches, errors
+
+        from .gemini_backend import _transport_errors
+
+        api_client = self.client._api_client
+        upload = path.with_suffix(".gemini.jsonl")
+        timeouts, transport = _transport_errors()
+        try:
+            with open(upload, "w", encoding="utf-8") as f:
+                for request in self._requests(path):
+                    rest = _common.encode_unserializable_types(
+                        _common.convert_to_dict(batches._InlinedRequest_to_mldev(api_client, request)))
+                    f.write(json.dumps({"key": request.metadata["custom_id"], "request": rest["request"]}) + "\n")
+            file = self.client.files.upload(file=upload, config={"name": self.input_file(nonce), "mime_type": "jsonl",
+                                                                 "display_name": self.display_name(nonce)})
+        except errors.APIError as exc:
+            status = int(exc.code or 0)
+            raise SubmitError(self.judge._redact(f"upload: HTTP {status}: {exc.message or exc.status}")[:500],
+                              created_maybe=False, fatal=status in (401, 403)) from None
+        except (*timeouts, *transport, KeyError, ValueError) as exc:  # no upload URL, or not finalized
+            raise SubmitError(f"upload: {type(exc).__name__}: {self.judge._redact(exc)[:300]}", created_maybe=False) from None
+        finally:
+            upload.unlink(missing_ok=True)
+        return str(file.name)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from google.genai import errors
@@ -207,6 +268,8 @@ class GeminiBatchAPI(BatchAPI):
 
     def results(self, status: JobStatus) -> Iterator[Result]:
         dest = getattr(status.raw, "dest", None)
+        if getattr(dest, "file_name", None):
+            yield from self._file_results(str(dest.file_name))
         for item in (getattr(dest, "inlined_responses", None) or []):
             cid = (item.metadata or {}).get("custom_id") if isinstance(item.metadata, dict) else None
             if not cid:
@@ -217,6 +280,44 @@ class GeminiBatchAPI(BatchAPI):
                 yield cid, "batch request failed: the result holds no response"
             else:
                 yield cid, self.judge._reply(item.response)
+
+    def _file_results(self, name: str) -> Iterator[Result]:
+        """The ``{"key", "response" | "error" | "status"}`` lines of a job's results file."""
+        from google.genai import batches, types
+
+        data = self._call(self.client.files.download, file=name)
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                yield None, "unreadable result line"
+                continue
+            cid = obj.get("key") if isinstance(obj, dict) else None
+            if not isinstance(cid, str):
+                yield None, "result line without its key"
+            elif obj.get("error") or obj.get("status"):
+                yield cid, _line_failure(obj.get("error") or obj["status"])
+            elif not isinstance(obj.get("response"), dict):
+                yield cid, "batch request failed: the result holds no response"
+            else:
+                try:
+                    response = types.GenerateContentResponse._from_response(
+                        response=batches._GenerateContentResponse_from_mldev(obj["response"]), kwargs={})
+                except ValueError as exc:  # pydantic's ValidationError too
+                    yield cid, f"invalid response: {type(exc).__name__}"
+                    continue
+                yield cid, self.judge._reply(response)
+
+    def release(self, status: JobStatus) -> None:
+        """Delete a finished job's uploaded input file (Gemini keeps files 48 h, within a 20 GB quota)."""
+        name, prefix = str(getattr(status.raw, "display_name", "") or ""), self.display_name("")
+        if getattr(getattr(status.raw, "dest", None), "file_name", None) and name.startswith(prefix):  # a file job
+            try:
+                self._call(self.client.files.delete, name=self.input_file(name[len(prefix):]))
+            except CallError:  # deleted already, or not ours to delete: it expires on its own
+                pass
 
     def cancel(self, job_id: str) -> None:
         self._call(self.client.batches.cancel, name=job_id)

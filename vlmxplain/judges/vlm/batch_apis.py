@@ -178,9 +178,10 @@ class GeminiBatchAPI(BatchAPI):
         from google.genai import types
 
         j = self.judge
+        config = j.config()  # the same for every request of the job
         for cid, image, prompt in read_lines(path):
             yield types.InlinedRequest(contents=[types.Part.from_bytes(data=image, mime_type=j.mime_type), prompt],
-                                       config=j.config(), metadata={"custom_id": cid})
+                                       config=config, metadata={"custom_id": cid})
 
     def submit(self, nonce: str, path: Path) -> str:
         from google.genai import errors

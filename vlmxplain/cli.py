@@ -165,13 +165,21 @@ def run_notebook(notebook: str | Path, parameters: dict[str, Any] | None = None,
 
 def _ipc_kernel_manager(folder: Path) -> type:
     """A kernel manager talking to the kernel over local IPC sockets in ``folder`` (private to this
-    run) instead of unencrypted TCP on 127.0.0.1 (and without ipykernel's warning about it)."""
+    run) instead of unencrypted TCP on 127.0.0.1 (and without ipykernel's warning about it), whose
+    kernel keeps its threads on one malloc heap (see :mod:`vlmxplain.core.host_memory`)."""
     from jupyter_client.manager import AsyncKernelManager
+
+    from .core.host_memory import child_environment
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.transport, self.ip = "ipc", str(folder / "kernel")
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            kw["env"] = child_environment(kw.get("env"))  # one malloc heap for the kernel's threads
+            return cmd, kw
 
     return IPCKernelManager
 

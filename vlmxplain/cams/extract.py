@@ -29,6 +29,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from tqdm.auto import tqdm
 
 from ..models.classifiers import Classifier
+from ..core.host_memory import keep_freed_memory_on
 from .methods import CamMethod, CostlyMethodWarning, get_cam_method
 
 
@@ -314,6 +315,7 @@ def compute_cams(
         )
     pics, ids = _as_images(items)
     wanted = _resolve_targets(targets, len(pics), clf.num_classes)
+    keep_freed_memory_on(clf.device)  # before the preprocessing threads start
     parts = []
     starts = range(0, len(pics), batch_size)
     # DataLoader-style: the next batch is preprocessed by a thread pool (PIL resizes and torch

@@ -19,8 +19,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..datasets.imagenet import imagenet_class_names
+from ..core.host_memory import keep_freed_memory_on
 from ..core.specs import OFFLINE_MODEL_NAMES, ClassifierSpec
+from ..datasets.imagenet import imagenet_class_names
 from .sources import LOADERS, read_class_names, warn_random
 from .transforms import ChannelsLastToFirst, Preprocess, TokensToGrid, make_preprocess
 
@@ -68,7 +69,9 @@ class Classifier:
 
     def to(self, device: str | torch.device | None) -> "Classifier":
         """Move the model to ``device`` (see :func:`resolve_device`); returns self."""
-        self.model.to(resolve_device(device))
+        target = resolve_device(device)
+        keep_freed_memory_on(target)
+        self.model.to(target)
         return self
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -267,6 +270,7 @@ def load_classifier(
     ``"cuda"``, ``"mps"``, ``"cpu"`` or ``"auto"`` (the first of those that is available).
     """
     device = resolve_device(device)
+    keep_freed_memory_on(device)
     meta: dict = {}
     if isinstance(model, str):
         key = model.strip()

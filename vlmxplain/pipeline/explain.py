@@ -33,6 +33,7 @@ from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
 from ..datasets import Dataset, from_list
 from ..judges import Judge, make_judge
 from ..models.classifiers import Classifier, load_classifier
+from ..core.host_memory import keep_freed_memory_on, releasing_freed_memory
 from ..store import JudgmentCache, Run, RunStore
 from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
@@ -258,7 +259,8 @@ def explain(
     def preprocess(sample) -> Any:
         return None if sample.id in have_cam else clf.preprocess(sample.image)
 
-    with lock, _judging(the_judge, cache) as judgment_cache, bar:
+    keep_freed_memory_on(clf.device)  # before the stage threads start
+    with lock, _judging(the_judge, cache) as judgment_cache, bar, releasing_freed_memory():
         depth = max(batch_size, the_judge.concurrency)
         if batch is None:
             stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth, repeats=repeats,

@@ -213,6 +213,42 @@ def test_every_image_is_encoded_once_and_previews_are_lossless(clf, tmp_path, mo
         assert all(keys[data[k].id] == judge.cache_key(run.judge_input(data[k].id)) for k in range(n))
 
 
+def test_a_jpeg_that_fits_is_stored_as_its_own_bytes_and_anything_else_losslessly(clf, tmp_path):
+    """A JPEG file that decodes to the preview unchanged is stored as is (no encoding, far smaller);
+    a rotated (EXIF) or resized JPEG, a PNG, or a JPEG whose pixels were changed after loading are
+    stored losslessly. Either way the stored preview decodes to exactly the pixels judged."""
+    from PIL import Image
+
+    from vlmxplain.datasets import load_image
+    from vlmxplain.masks import preview_of
+    from vlmxplain.masks.images import preview_bytes
+
+    shapes = vx.datasets.shapes(4, seed=7)
+    folder = tmp_path / "data" / "circle"
+    folder.mkdir(parents=True)
+    upside_down = Image.Exif()
+    upside_down[0x0112] = 3  # rotate 180°: the same size, other pixels
+    shapes[0].image.save(folder / "plain.jpg", quality=90)
+    shapes[1].image.save(folder / "rotated.jpg", quality=90, exif=upside_down)
+    shapes[2].image.save(folder / "lossless.png")
+    shapes[3].image.resize((640, 640)).save(folder / "large.jpg", quality=90)
+    run = vx.explain(clf, vx.datasets.folder(tmp_path / "data"), judge="offline:faithfulness",
+                     run_dir=tmp_path / "run", progress=False, verbose=False, cache=False)
+    store = RunStore(tmp_path / "run")
+    try:
+        for name in ("plain.jpg", "rotated.jpg", "lossless.png", "large.jpg"):
+            stored, _ = store.get_preview(f"circle/{name}")
+            assert (stored == (folder / name).read_bytes()) == (name == "plain.jpg"), name
+            assert name == "plain.jpg" or stored[:4] == b"RIFF", name  # lossless WebP
+            assert run.image(f"circle/{name}").tobytes() == preview_of(load_image(folder / name)).tobytes(), name
+    finally:
+        store.close()
+    assert (run.table["judge_status"] == "ok").all()
+    changed = load_image(folder / "plain.jpg")
+    changed.paste((255, 0, 0), (0, 0, 4, 4))  # its info still carries the file's bytes: they no longer match
+    assert preview_bytes(changed)[:4] == b"RIFF"
+
+
 def test_rejudge_streams_too_and_stops_at_the_first_fatal_reply(clf, tmp_path):
     n, c = 16, 2
     run = vx.explain(clf, vx.datasets.shapes(n, seed=6), judge="offline:groundtruth", run_dir=tmp_path / "run",

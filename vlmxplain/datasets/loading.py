@@ -15,6 +15,11 @@ Mode conversion rules:
   is composited over white;
 * ``CMYK`` uses the embedded ICC profile when there is one, PIL's conversion otherwise;
 * ``1``, ``L``, ``P``, ``YCbCr`` and friends go through ``Image.convert("RGB")``.
+
+An RGB JPEG file that needed no change and fits a preview (longest side at most
+:data:`~vlmxplain.core.defaults.PREVIEW_SIZE`) keeps its own bytes in ``image.info[SOURCE_JPEG]``:
+a run stores them as the sample's preview when they decode to exactly its pixels (no encoding,
+several times smaller than a lossless copy; see :func:`vlmxplain.masks.images.preview_bytes`).
 """
 from __future__ import annotations
 
@@ -27,17 +32,22 @@ from typing import IO, Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..core.defaults import PREVIEW_SIZE
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_SIDE",
     "ImageSource",
     "InputSkipped",
+    "SOURCE_JPEG",
     "Skipped",
     "load_image",
     "load_mask",
 ]
 
 DEFAULT_MAX_PIXELS = 40_000_000
+#: ``Image.info`` key of a decoded JPEG's own file bytes (see the module docstring)
+SOURCE_JPEG = "vlmxplain.source_jpeg"
 DEFAULT_MIN_SIDE = 8
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 
@@ -148,9 +158,25 @@ def _decode(source: Any, path: str | None, max_pixels: int | None, min_side: int
                 raise
             except Exception as e:  # noqa: BLE001
                 raise InputSkipped(f"cannot convert mode {img.mode} to RGB: {e}") from None
-            return img.copy() if out is img else out
+            out = img.copy() if out is img else out
+            if img.format == "JPEG" and img.mode == "RGB" and out.size == img.size and max(img.size) <= PREVIEW_SIZE:
+                encoded = _source_bytes(source, path)  # checked against the pixels before it is stored
+                if encoded is not None:
+                    out.info[SOURCE_JPEG] = encoded
+            return out
         finally:
             img.close()
+
+
+def _source_bytes(source: Any, path: str | None) -> bytes | None:
+    """The encoded bytes of a path or bytes source (``None`` for a stream, which is not read twice)."""
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+    return bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else None
 
 
 def _unidentified_reason(source: Any, path: str | None) -> str:

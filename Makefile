@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_batch.py
 	$(PY) benchmarks/bench_cam_methods.py
 	$(PY) benchmarks/bench_streaming.py
+	$(PY) benchmarks/bench_host_memory.py
 
 clean:
 	rm -rf $(VENV) figures runs

@@ -28,8 +28,8 @@ from PIL import Image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from tqdm.auto import tqdm
 
-from ..models.classifiers import Classifier
 from ..core.host_memory import keep_freed_memory_on
+from ..models.classifiers import Classifier
 from .methods import CamMethod, CostlyMethodWarning, get_cam_method
 
 

@@ -7,10 +7,10 @@ hold) are mapped fresh and unmapped on free, and the heap is trimmed back whenev
 exceeds the trim threshold, so every batch pays its page faults again: measured on the 2-core
 development machine, 1.6 million minor faults and ~60 % of ``compute_cams``' time in the kernel for
 256 photos. :func:`keep_freed_memory` raises both thresholds to 1 GiB and keeps every thread on the
-main heap (``M_ARENA_MAX`` = 1), so freed blocks are reused: ``compute_cams`` 2.5x faster, a streaming
-``explain`` 1.4-1.8x (``benchmarks/bench_streaming.py``). :func:`release_freed_memory` gives the free
-memory back to the system (``malloc_trim``) when a run ends, so a notebook does not keep a run's
-peak.
+main heap (``M_ARENA_MAX`` = 1), so freed blocks are reused: ``compute_cams`` 1.7x faster, a streaming
+``explain`` with an offline judge 1.3x (``benchmarks/bench_host_memory.py``).
+:func:`release_freed_memory` gives the free memory back to the system (``malloc_trim``) when a run
+ends, so a notebook does not keep a run's peak.
 
 glibc fixes its number of heaps when a second thread first allocates, so ``M_ARENA_MAX`` set from
 Python only counts in a process that vlmxplain enters before it has threads (a script, the CLI's

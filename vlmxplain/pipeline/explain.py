@@ -29,11 +29,11 @@ from ..core.catalog import closest_values
 from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
                            validate_threshold)
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
+from ..core.host_memory import keep_freed_memory_on, releasing_freed_memory
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
 from ..datasets import Dataset, from_list
 from ..judges import Judge, make_judge
 from ..models.classifiers import Classifier, load_classifier
-from ..core.host_memory import keep_freed_memory_on, releasing_freed_memory
 from ..store import JudgmentCache, Run, RunStore
 from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache

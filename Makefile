@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/vlmxplain run pipeline --out figures -p data shapes -p judge offline:groundtruth -p run_dir runs/pipeline-shapes --name pipeline-shapes.ipynb
 
 test: $(STAMP)
-	$(PY) -m pytest tests vlmxplain/notebooks --nbval-lax --ignore=tests/notebooks
+	MALLOC_ARENA_MAX=1 $(PY) -m pytest tests vlmxplain/notebooks --nbval-lax --ignore=tests/notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_cams.py

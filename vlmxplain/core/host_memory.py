@@ -7,15 +7,18 @@ hold) are mapped fresh and unmapped on free, and the heap is trimmed back whenev
 exceeds the trim threshold, so every batch pays its page faults again: measured on the 2-core
 development machine, 1.6 million minor faults and ~60 % of ``compute_cams``' time in the kernel for
 256 photos. :func:`keep_freed_memory` raises both thresholds to 1 GiB and keeps every thread on the
-main heap (``M_ARENA_MAX`` = 1), so freed blocks are reused: ``compute_cams`` 1.7x faster, a streaming
-``explain`` with an offline judge 1.3x (``benchmarks/bench_host_memory.py``).
+main heap (``M_ARENA_MAX`` = 1), so freed blocks are reused: ``compute_cams`` 1.7-2.4x faster, a streaming
+``explain`` with an offline judge 1.3-1.8x (``benchmarks/bench_host_memory.py``).
 :func:`release_freed_memory` gives the free memory back to the system (``malloc_trim``) when a run
 ends, so a notebook does not keep a run's peak.
 
-glibc fixes its number of heaps when a second thread first allocates, so ``M_ARENA_MAX`` set from
-Python only counts in a process that vlmxplain enters before it has threads (a script, the CLI's
-kernels); a Jupyter kernel has them already, and gets it from the environment it starts in
-(``MALLOC_ARENA_MAX=1 jupyter lab``; :func:`child_environment` adds it for the kernels the CLI starts).
+Every thread that allocates gets a heap of its own (up to 8 per core), and the heaps a process has
+stay. Tuned, one heap serves every thread; a process that already has several when vlmxplain enters
+it (a Jupyter kernel's threads allocated first) is left alone: there its stage threads land on
+small side heaps that cannot hold a batch's blocks, and raised thresholds only cost (the offline
+``explain`` measured 0.91x of glibc's default). Such a process gets the tuning from the environment
+it starts in (``MALLOC_ARENA_MAX=1 jupyter lab``; :func:`child_environment` adds it for the kernels
+the CLI starts), and :func:`why_not_tuned` says so.
 
 Only glibc (Linux) is tuned; elsewhere all of this is a no-op. An option whose ``MALLOC_*``
 variable the environment sets keeps the environment's value; nothing is changed with
@@ -27,8 +30,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import platform
+import re
+import tempfile
 import threading
 from functools import lru_cache
 from typing import Iterator, Mapping
@@ -41,6 +47,7 @@ _OPTIONS = ((-3, KEEP_BYTES, "MALLOC_MMAP_THRESHOLD_"), (-1, KEEP_BYTES, "MALLOC
             (-8, 1, "MALLOC_ARENA_MAX"))
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 
+log = logging.getLogger("vlmxplain.host_memory")
 _lock = threading.Lock()
 _tuned: bool | None = None  # None: not decided yet in this process
 
@@ -55,10 +62,36 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
+def malloc_heaps() -> int | None:
+    """How many heaps (arenas) glibc's malloc has in this process, from ``malloc_info``; ``None``
+    without glibc."""
+    libc = _glibc()
+    if libc is None:
+        return None
+    libc.fdopen.restype = ctypes.c_void_p
+    with tempfile.TemporaryFile() as report:
+        stream = libc.fdopen(os.dup(report.fileno()), b"w")
+        if not stream:  # pragma: no cover - out of descriptors
+            return None
+        written = libc.malloc_info(0, ctypes.c_void_p(stream)) == 0
+        libc.fclose(ctypes.c_void_p(stream))
+        report.seek(0)
+        return len(re.findall(rb"<heap nr=", report.read())) if written else None
+
+
 def why_not_tuned(env: Mapping[str, str] | None = None) -> str | None:
     """Why :func:`keep_freed_memory` leaves malloc alone in a process with environment ``env``
-    (default: this one's); ``None`` when it tunes it."""
-    env = os.environ if env is None else env
+    (default: this process, whose heaps are counted too); ``None`` when it tunes it."""
+    reason = _left_alone(os.environ if env is None else env)
+    heaps = malloc_heaps() if reason is None and env is None else None
+    if heaps is not None and heaps > 1:
+        return (f"malloc has {heaps} heaps already (threads allocated before vlmxplain): start the "
+                f"process with MALLOC_ARENA_MAX=1 to have it tuned")
+    return reason
+
+
+def _left_alone(env: Mapping[str, str]) -> str | None:
+    """Why the environment ``env`` asks for malloc as it is, or why it cannot be tuned."""
     if env.get(ENV, "").strip().lower() == "default":
         return f"{ENV}=default"
     if "glibc.malloc" in env.get("GLIBC_TUNABLES", ""):
@@ -78,7 +111,10 @@ def keep_freed_memory() -> bool:
     global _tuned
     with _lock:
         if _tuned is None:
-            libc = None if why_not_tuned() else _glibc()
+            reason = why_not_tuned()
+            if reason is not None:
+                log.info("glibc malloc left as it is: %s", reason)
+            libc = None if reason else _glibc()
             _tuned = libc is not None and all(libc.mallopt(option, value) == 1
                                               for option, value, env in _OPTIONS if env not in os.environ)
         return _tuned
@@ -90,7 +126,7 @@ def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     alone. glibc fixes its number of heaps when a second thread first allocates, and a kernel has
     its threads before vlmxplain is imported, so only the environment can keep them on one heap."""
     out = dict(os.environ if env is None else env)
-    if why_not_tuned(out) is None:
+    if _left_alone(out) is None:
         out.setdefault("MALLOC_ARENA_MAX", "1")
     return out
 
@@ -102,8 +138,9 @@ def keep_freed_memory_on(device: object) -> bool:
 
 def release_freed_memory() -> None:
     """Return the free heap memory to the system (glibc's ``malloc_trim``): a run's peak is not
-    kept once it ends. A no-op without glibc or with ``VLMX_MALLOC=default``."""
-    if why_not_tuned() is None:
+    kept once it ends (on every heap, tuned or not). A no-op without glibc or with
+    ``VLMX_MALLOC=default``."""
+    if _left_alone(os.environ) is None:
         libc = _glibc()
         if libc is not None:
             libc.malloc_trim(0)

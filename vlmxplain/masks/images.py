@@ -31,7 +31,8 @@ JPEG_QUALITY = 90
 PNG_LEVEL = 1
 
 
-def _rgb(image: Image.Image) -> Image.Image:
+def as_rgb(image: Image.Image) -> Image.Image:
+    """``image`` in RGB mode: itself when it already is (not a copy)."""
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
@@ -41,7 +42,7 @@ def fit_longest(image: Image.Image, size: int, *, upscale: bool = False) -> Imag
     as is, not copied: treat the result as read-only)."""
     if isinstance(size, bool) or int(size) < 1:
         raise ValueError(f"size: must be >= 1, got {size!r}")
-    image = _rgb(image)
+    image = as_rgb(image)
     w, h = image.size
     if max(w, h) == size or (max(w, h) < size and not upscale):
         return image
@@ -81,9 +82,9 @@ def encode_image(image: Image.Image, fmt: ImageFormat = "png") -> bytes:
     if fmt == "png":
         image.save(buf, format="PNG", optimize=False, compress_level=PNG_LEVEL)
     elif fmt == "webp":
-        _rgb(image).save(buf, format="WEBP", lossless=True, quality=0, method=0, exact=True)
+        as_rgb(image).save(buf, format="WEBP", lossless=True, quality=0, method=0, exact=True)
     elif fmt == "jpeg":
-        _rgb(image).save(buf, format="JPEG", quality=JPEG_QUALITY)
+        as_rgb(image).save(buf, format="JPEG", quality=JPEG_QUALITY)
     else:
         raise ValueError(f"fmt: must be 'png', 'webp' or 'jpeg', got {fmt!r}")
     return buf.getvalue()

@@ -17,15 +17,22 @@ from scipy.special import expit
 
 from ..core.checks import validate_mask_params
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BETA
+from .images import as_rgb
 
 
 def normalize(values: np.ndarray) -> np.ndarray:
     """Min-max normalise to [0, 1]; a constant map (no contrast) becomes all zeros, never NaN."""
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return _rescale(np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+
+
+def _rescale(v: np.ndarray) -> np.ndarray:
+    """Min-max normalise a finite float32 array that is the caller's to overwrite, in place."""
     lo, hi = float(v.min()), float(v.max())
     if hi - lo <= 1e-12:
         return np.zeros_like(v)
-    return (v - lo) / (hi - lo)
+    v -= lo
+    v /= hi - lo
+    return v
 
 
 def saliency(raw_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -41,13 +48,17 @@ def saliency(raw_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"size: must be positive (width, height), got {size}")
     # Bilinear resizing can shave the peak below 1, hence the second normalisation (grad-cam's
     # output is computed the same way, so our maps equal its own).
-    return normalize(cv2.resize(normalize(raw), (width, height), interpolation=cv2.INTER_LINEAR))
+    # (a bilinear blend of finite values is finite: the second pass only rescales, in place)
+    return _rescale(cv2.resize(normalize(raw), (width, height), interpolation=cv2.INTER_LINEAR))
 
 
 def sigmoid_mask(v: np.ndarray, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> np.ndarray:
     """``1 / (1 + exp(alpha * (beta - v)))`` elementwise (numerically stable), float32."""
     a, b = validate_mask_params(alpha, beta)
-    return expit(a * (np.asarray(v, dtype=np.float32) - b)).astype(np.float32)
+    m = np.array(v, dtype=np.float32)  # a copy, computed on in place
+    m -= np.float32(b)
+    m *= np.float32(a)
+    return expit(m, out=m)
 
 
 def _as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -67,7 +78,7 @@ def image_mask(image: Image.Image, raw_map: np.ndarray, alpha: float = DEFAULT_A
 
 def apply_mask(image: Image.Image, mask: np.ndarray) -> Image.Image:
     """image × mask (the masked CAM image the judge sees)."""
-    rgb = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else _as_rgb_array(image)
+    rgb = np.asarray(as_rgb(image)) if isinstance(image, Image.Image) else _as_rgb_array(image)
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"mask: shape {mask.shape} does not match the image's {rgb.shape[:2]}")
     out = np.multiply(rgb, mask[..., None], dtype=np.float32)  # uint8 × float32, in place from here: ~2× faster

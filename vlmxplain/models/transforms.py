@@ -31,7 +31,8 @@ def make_preprocess(
     shift = torch.tensor([m / s for m, s in zip(mean, std)]).view(3, 1, 1)
 
     def preprocess(image: Image.Image) -> torch.Tensor:
-        resized = image.convert("RGB").resize((hw[1], hw[0]), resample)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        resized = rgb.resize((hw[1], hw[0]), resample)
         pixels = torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1)
         return pixels.float() * scale - shift
 

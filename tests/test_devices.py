@@ -3,6 +3,8 @@ host whatever device computed them, and mixed precision (bf16 autocast, run here
 the maps equal to float32 within the stated tolerance."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,24 @@ def test_explain_takes_device_and_autocast_and_rejects_bad_values(lite0, tmp_pat
     run = vx.explain(lite0, data, device="cpu", autocast="bf16", judge="offline:faithfulness",
                      run_dir=tmp_path / "run", progress=False, verbose=False)
     assert lite0.device.type == "cpu" and (run.table["judge_status"] == "ok").all()
+
+
+def test_preprocessing_threads_take_only_the_cores_torch_leaves_free_on_the_cpu(lite0, monkeypatch):
+    from vlmxplain.cams import extract
+
+    cores, threads = os.cpu_count() or 1, torch.get_num_threads()
+    try:
+        torch.set_num_threads(cores)  # torch on every core: another thread would preempt one of its own
+        assert extract.preprocess_workers("cpu") == 0
+        assert extract.preprocess_workers("cuda:0") >= 1  # an accelerator leaves the cores to preprocessing
+        torch.set_num_threads(1)
+        assert extract.preprocess_workers(torch.device("cpu")) == min(8, cores - 1)
+    finally:
+        torch.set_num_threads(threads)
+    # in line or on threads, the same maps
+    images = [vx.datasets.gallery()[i].image for i in range(5)]
+    monkeypatch.setattr(extract, "preprocess_workers", lambda device: 0)
+    inline = vx.compute_cams(lite0, images, batch_size=2)
+    monkeypatch.setattr(extract, "preprocess_workers", lambda device: 2)
+    threaded = vx.compute_cams(lite0, images, batch_size=2)
+    assert np.array_equal(inline.maps, threaded.maps) and np.array_equal(inline.predictions, threaded.predictions)

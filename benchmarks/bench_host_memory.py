@@ -31,13 +31,7 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import json, os, resource, sys, threading, time
 if sys.argv[2] == "threads-first":  # like a Jupyter kernel: threads that allocated before vlmxplain
-    hold = threading.Event()
-    def kernel_thread():
-        buffers = [bytearray(1 << 16) for _ in range(16)]
-        hold.wait()
-    for _ in range(4):
-        threading.Thread(target=kernel_thread, daemon=True).start()
-    time.sleep(0.2)
+    __import__("kernel_like").start_allocating_threads()
 os.environ["TQDM_DISABLE"] = "1"
 os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-loopback")
 import vlmxplain as vx

@@ -22,15 +22,9 @@ glibc_only = pytest.mark.skipif(why_not_tuned({}) is not None, reason="malloc is
 
 PASSES = 40
 CHILD = textwrap.dedent("""
-    import json, os, resource, sys, threading, time
+    import json, os, resource, sys, threading
     if sys.argv[2] == "threads-first":  # like a Jupyter kernel: threads that allocated before vlmxplain
-        hold = threading.Event()
-        def kernel_thread():
-            buffers = [bytearray(1 << 16) for _ in range(16)]
-            hold.wait()
-        for _ in range(4):
-            threading.Thread(target=kernel_thread, daemon=True).start()
-        time.sleep(0.2)
+        __import__("kernel_like").start_allocating_threads()
     import torch
     from vlmxplain.core import host_memory
 
@@ -61,6 +55,7 @@ CHILD = textwrap.dedent("""
 
 def child(mode: str = "plain", **env: str) -> dict:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != host_memory.ENV}
+    clean["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(__file__), clean.get("PYTHONPATH")]))
     out = subprocess.run([sys.executable, "-c", CHILD, str(PASSES), mode], env={**clean, **env}, capture_output=True, text=True,
                          check=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])

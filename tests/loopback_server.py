@@ -357,7 +357,8 @@ class _Handler(BaseHTTPRequestHandler):
                      "first_received": min((r.received for r in server.requests), default=None),
                      "last_responded": max((r.responded for r in done), default=None),
                      "busy_seconds": sum(r.responded - r.received for r in done),
-                     "durations": [r.responded - r.received for r in sorted(done, key=lambda r: r.received)]}
+                     "durations": [r.responded - r.received for r in sorted(done, key=lambda r: r.received)],
+                     "timeline": [(r.received, r.responded) for r in sorted(done, key=lambda r: r.received)]}
         self._send(200, stats)
 
     def do_POST(self) -> None:  # noqa: N802

@@ -108,3 +108,66 @@ def test_the_clis_kernels_start_on_one_malloc_heap(tmp_path):
     _, launch = asyncio.run(manager._async_pre_start_kernel())
     assert launch["env"]["MALLOC_ARENA_MAX"] == "1"
     assert launch["env"]["PATH"] == os.environ["PATH"]  # the rest of the environment is passed on
+
+
+def test_a_run_keeps_the_collector_off_the_objects_that_existed_before_it(tiny_clf, tmp_path):
+    import gc
+
+    import vlmxplain as vx
+
+    seen: list[int] = []  # the frozen objects' count at every collection during the run
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            seen.append(gc.get_freeze_count())
+
+    before = len(gc.get_objects())
+    gc.callbacks.append(record)
+    try:
+        vx.explain(tiny_clf, vx.datasets.shapes(12, seed=3), judge="offline:groundtruth", run_dir=tmp_path / "a",
+                   progress=False, verbose=False)
+    finally:
+        gc.callbacks.remove(record)
+    assert seen, "no collection ran during the run: the test cannot tell"
+    # a collection during the run left out at least every object that existed before it...
+    assert max(seen) >= before * 0.9, (max(seen), before)
+    assert gc.get_freeze_count() == 0  # ...and they are all the collector's again afterwards
+
+    def collected(obj: object) -> bool:  # in a generation the collector scans (not frozen)
+        return any(o is obj for o in gc.get_objects())
+
+    mine = [["a program's own object"]]
+    assert collected(mine)
+    gc.freeze()  # a program that froze objects itself keeps its own freeze
+    try:
+        vx.explain(tiny_clf, vx.datasets.shapes(4, seed=4), judge="offline:groundtruth", run_dir=tmp_path / "b",
+                   progress=False, verbose=False)
+        assert gc.get_freeze_count() > 0 and not collected(mine)
+    finally:
+        gc.unfreeze()
+    assert collected(mine)
+
+
+def test_nested_and_concurrent_blocks_unfreeze_once_the_last_ends():
+    import gc
+    import threading
+
+    from vlmxplain.core.host_memory import frozen_existing_objects
+
+    outer_may_end = threading.Event()
+
+    def other_run():
+        with frozen_existing_objects():
+            outer_may_end.wait(10)
+
+    with frozen_existing_objects():
+        assert gc.get_freeze_count() > 0
+        worker = threading.Thread(target=other_run)
+        worker.start()
+        with frozen_existing_objects():
+            pass
+        assert gc.get_freeze_count() > 0  # the inner block ending changed nothing
+    assert gc.get_freeze_count() > 0  # another thread's run is still going
+    outer_may_end.set()
+    worker.join()
+    assert gc.get_freeze_count() == 0

@@ -29,7 +29,7 @@ from ..core.catalog import closest_values
 from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
                            validate_threshold)
 from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
-from ..core.host_memory import keep_freed_memory_on, releasing_freed_memory
+from ..core.host_memory import frozen_existing_objects, keep_freed_memory_on, releasing_freed_memory
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
 from ..datasets import Dataset, from_list
 from ..judges import Judge, make_judge
@@ -260,7 +260,8 @@ def explain(
         return None if sample.id in have_cam else clf.preprocess(sample.image)
 
     keep_freed_memory_on(clf.device)  # before the stage threads start
-    with lock, _judging(the_judge, cache) as judgment_cache, bar, releasing_freed_memory():
+    with lock, _judging(the_judge, cache) as judgment_cache, bar, releasing_freed_memory(), \
+            frozen_existing_objects():
         depth = max(batch_size, the_judge.concurrency)
         if batch is None:
             stream = Stream(store, the_judge, judgment_cache, alpha, beta, summary, bar, depth=depth, repeats=repeats,

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..core.checks import check_int, validate_mask_params, validate_threshold
-from ..core.host_memory import keep_freed_memory_on, releasing_freed_memory
+from ..core.host_memory import frozen_existing_objects, keep_freed_memory_on, releasing_freed_memory
 from ..core.records import RunView
 from ..judges import Judge, NeedsClassifier, make_judge
 from ..models import Classifier, resolve_classifier
@@ -77,7 +77,8 @@ def rejudge(
     model = getattr(the_judge, "classifier", None)  # offline judges run it in the stage threads
     if isinstance(model, Classifier):
         keep_freed_memory_on(model.device)
-    with lock, _judging(the_judge, cache) as judgment_cache, bar, releasing_freed_memory():
+    with lock, _judging(the_judge, cache) as judgment_cache, bar, releasing_freed_memory(), \
+            frozen_existing_objects():
         depth = max(32, the_judge.concurrency)
         if batch is None:
             stream = Stream(store, the_judge, judgment_cache, a, b, summary, bar, depth=depth, repeats=repeats,

@@ -1,4 +1,5 @@
-"""Host memory of CPU runs: glibc's malloc told to keep the blocks a forward pass frees.
+"""Host memory of long runs: glibc's malloc told to keep the blocks a forward pass frees, and
+Python's collector kept off the objects that existed before the run.
 
 A CNN forward pass on the CPU allocates and frees tensors of tens of megabytes per batch
 (EfficientNet-Lite0 at batch 16: 77 MB for one expanded activation). With glibc's defaults, blocks
@@ -20,15 +21,15 @@ small side heaps that cannot hold a batch's blocks, and raised thresholds only c
 it starts in (``MALLOC_ARENA_MAX=1 jupyter lab``; :func:`child_environment` adds it for the kernels
 the CLI starts), and :func:`why_not_tuned` says so.
 
-Python's cyclic collector is kept off the objects that exist when a run starts
-(:func:`frozen_existing_objects`): a full collection walks every object of the process (torch,
-the SDKs, a notebook's variables), and it runs with the GIL held, stalling every stage thread: one
-took 0.48 s in a 320-image VLM run of 11 s, emptying the judge's slots meanwhile.
-
 Only glibc (Linux) is tuned; elsewhere all of this is a no-op. An option whose ``MALLOC_*``
 variable the environment sets keeps the environment's value; nothing is changed with
 ``VLMX_MALLOC=default``, with glibc malloc tunables in ``GLIBC_TUNABLES``, or when another allocator
 is preloaded (jemalloc, tcmalloc, mimalloc).
+
+On any platform and device, Python's cyclic collector is kept off the objects that exist when a
+run starts (:func:`frozen_existing_objects`): a full collection walks every object of the process
+(torch, the SDKs, a notebook's variables) with the GIL held, stalling every stage thread: one took
+0.48 s in a 320-image VLM run of 11 s, its judge's slots emptying meanwhile.
 """
 from __future__ import annotations
 

@@ -64,9 +64,11 @@ def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:  # pragma: no cover - glibc reported but not loadable
         return None
+    libc.fdopen.restype = ctypes.c_void_p  # a FILE*, for malloc_info
+    return libc
 
 
 def malloc_heaps() -> int | None:
@@ -75,7 +77,6 @@ def malloc_heaps() -> int | None:
     libc = _glibc()
     if libc is None:
         return None
-    libc.fdopen.restype = ctypes.c_void_p
     with tempfile.TemporaryFile() as report:
         stream = libc.fdopen(os.dup(report.fileno()), b"w")
         if not stream:  # pragma: no cover - out of descriptors
@@ -130,8 +131,8 @@ def keep_freed_memory() -> bool:
 def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``env`` (default: this process's) for a Python process that will run vlmxplain, such as a
     notebook kernel: with ``MALLOC_ARENA_MAX=1`` unless the environment sets it or malloc is left
-    alone. glibc fixes its number of heaps when a second thread first allocates, and a kernel has
-    its threads before vlmxplain is imported, so only the environment can keep them on one heap."""
+    alone. A kernel's threads have allocated, each on a heap of its own, before vlmxplain is
+    imported, so only the environment can keep them on one heap (and have the process tuned)."""
     out = dict(os.environ if env is None else env)
     if _left_alone(out) is None:
         out.setdefault("MALLOC_ARENA_MAX", "1")

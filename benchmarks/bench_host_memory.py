@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 CHILD = r"""
-import json, os, resource, sys, threading, time
+import json, os, resource, sys, time
 if sys.argv[2] == "threads-first":  # like a Jupyter kernel: threads that allocated before vlmxplain
     __import__("kernel_like").start_allocating_threads()
 os.environ["TQDM_DISABLE"] = "1"

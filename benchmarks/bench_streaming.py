@@ -56,6 +56,14 @@ def photo_folder(root: Path, n: int) -> Path:
     return out
 
 
+def reply_gaps(timeline: list[tuple[float, float]], slots: int) -> list[float]:
+    """Seconds from each reply to the next request the server received (the slot it freed taken
+    again): with ``slots`` in flight, the k-th request after the first ``slots`` follows the k-th reply."""
+    received = sorted(r for r, _ in timeline)
+    responded = sorted(r for _, r in timeline)
+    return [r - p for r, p in zip(received[slots:], responded)]
+
+
 def ideal_seconds(durations: list[float], slots: int) -> float:
     """The control: how long a scheduler with no overhead at all takes to serve these request
     durations (in their arrival order) with ``slots`` in flight — each request starts the moment
@@ -94,13 +102,15 @@ def judging(concurrency: int, latency: float, sigma: float, n: int, image_format
     assert served["requests"] - before["requests"] == n
     busy = served["busy_seconds"] - before["busy_seconds"]
     ideal = ideal_seconds(served["durations"][before["requests"]:], concurrency)
+    gaps = reply_gaps(served["timeline"][before["requests"]:], concurrency)
     return {"judged": judged, "seconds": seconds, "max_in_flight": served["max_in_flight"],
             "ratio": judged / seconds / (concurrency / latency),
             # where the time went: the slots' occupancy from the call to the last reply, and the
             # time after it
             "occupancy": busy / (concurrency * (served["last_responded"] - m0)),
             "vs_ideal": ideal / seconds,
-            "after_last": m1 - served["last_responded"]}
+            "after_last": m1 - served["last_responded"],
+            "gap_mean_ms": 1e3 * sum(gaps) / len(gaps), "gap_max_ms": 1e3 * max(gaps)}
 
 
 def offline(folder: Path) -> dict:
@@ -211,7 +221,8 @@ def main() -> None:
                           f"; ÷ a zero-overhead scheduler on the same latencies = {r['vs_ideal']:.2f} "
                           f"(max in flight at the server {r['max_in_flight']}; slots busy "
                           f"{r['occupancy']:.0%} of the time until the last reply, then {r['after_last']:.2f} s "
-                          "to return)")
+                          f"to return; reply → next request {r['gap_mean_ms']:.0f} ms on average, "
+                          f"{r['gap_max_ms']:.0f} ms at most)")
         if "offline" in args.only:
             with tempfile.TemporaryDirectory() as tmp:
                 r = child("offline", str(photo_folder(Path(tmp), 48 if q else 256)))

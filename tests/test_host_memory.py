@@ -157,16 +157,18 @@ def test_nested_and_concurrent_blocks_unfreeze_once_the_last_ends():
 
     from vlmxplain.core.host_memory import frozen_existing_objects
 
-    outer_may_end = threading.Event()
+    entered, outer_may_end = threading.Event(), threading.Event()
 
     def other_run():
         with frozen_existing_objects():
+            entered.set()
             outer_may_end.wait(10)
 
     with frozen_existing_objects():
         assert gc.get_freeze_count() > 0
         worker = threading.Thread(target=other_run)
         worker.start()
+        assert entered.wait(10)  # the other run is inside its block before this one ends
         with frozen_existing_objects():
             pass
         assert gc.get_freeze_count() > 0  # the inner block ending changed nothing

@@ -154,6 +154,7 @@ class LoopbackServer:
         self._rng = random.Random(seed)
         self.gate, self.gate_timeout = gate, gate_timeout
         self._arrived = threading.Condition()
+        self._hangs_over = threading.Event()
         self.score = score
         self.required_key = required_key  # answer 401 (echoing the key sent) on any other key
         self.rules: list[Rule] = []
@@ -176,6 +177,7 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
+        self.end_hangs()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -205,7 +207,12 @@ class LoopbackServer:
             self.rules.append(rule)
         return rule
 
+    def end_hangs(self) -> None:
+        """Close every ``hang`` fault's connection now (and any later one's at once, until :meth:`reset`)."""
+        self._hangs_over.set()
+
     def reset(self) -> None:
+        self._hangs_over.clear()
         with self._lock:
             self.rules.clear()
             self.requests.clear()
@@ -437,8 +444,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "hold" and rule is not None:
             self.owner.wait_for_requests(rule.until)
         if fault in ("drop", "reset", "hang"):
-            if fault == "hang":
-                time.sleep(rule.delay if rule else 2.0)
+            if fault == "hang":  # until ``delay`` s have passed or the test calls server.end_hangs()
+                self.owner._hangs_over.wait(rule.delay if rule else 2.0)
             rec.status, rec.responded = 0, time.monotonic()
             if fault == "reset":  # SO_LINGER 0: close() sends a TCP RST
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

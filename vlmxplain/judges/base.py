@@ -49,6 +49,7 @@ class Request:
     payload: Any = None
     tag: Any = None  # the caller's handle (an index, a queue entry)
     repeat: int = 0  # the k-th answer to the same question (repeated sampling)
+    hedged: bool = False  # sent twice: a straggler's duplicate (VLM judges with ``hedge=True``)
 
     def for_repeat(self, repeat: int) -> "Request":
         """The same question asked again as answer ``repeat`` (its own cache key, see :func:`repeat_key`)."""

@@ -61,6 +61,7 @@ class ExplainSummary:
     not_sent: int = 0
     no_attention: int = 0
     submitted: int = 0  # batch judges: requests submitted as provider jobs (answered later)
+    hedged: int = 0  # stragglers sent twice at the end of the stream (``hedge=True``): both requests billed
     already_done: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -81,6 +82,8 @@ class ExplainSummary:
             text += f", {self.no_attention} blank maps not sent (no attention)"
         if self.submitted:
             text += f", {self.submitted} submitted as batch jobs"
+        if self.hedged:
+            text += f", {self.hedged} stragglers sent twice (hedge: both billed)"
         if self.rejected or self.not_sent:
             text += f", {self.rejected} refused, {self.not_sent} never sent"
         text += f"; tokens {self.input_tokens} in / {self.output_tokens} out; {self.seconds:.1f} s"
@@ -110,7 +113,7 @@ class Stream:
         self.store_lock = threading.Lock()  # reads from stage threads vs the writer
         self._cache_lock = threading.Lock()
         self._count_lock = threading.Lock()
-        self.counts = {"loaded": 0, "cams": 0, "reused": 0, "encoded": 0, "sent": 0, "answered": 0}
+        self.counts = {"loaded": 0, "cams": 0, "reused": 0, "encoded": 0, "sent": 0, "answered": 0, "hedged": 0}
         self.writes: queue.Queue = queue.Queue(maxsize=4 * depth)
         self.stopped: Stopped | None = None
 
@@ -297,6 +300,8 @@ class Stream:
 
         def emit(request: Request, judgment: Judgment) -> None:
             self.count("answered")
+            if request.hedged:
+                self.count("hedged")
             try:
                 self.write("judgment", request.sample_id, judgment, request.key, False, request.repeat)
             except Halted:
@@ -341,7 +346,7 @@ class Stream:
             for thread in self.threads:
                 thread.join(timeout=5)
             self._show(force=True)
-        self.summary.cams_reused = self.counts["reused"]
+        self.summary.cams_reused, self.summary.hedged = self.counts["reused"], self.counts["hedged"]
         self.summary.stages = dict(self.counts)
         if self.errors:
             raise self.errors[0]

@@ -160,6 +160,9 @@ class BatchJudge(Judge):
             raise ValueError(f"judge {str(spec)!r}: invalid option(s): {describe_option_errors(exc, BatchOptions)}"
                              ) from None
         self.spec, self.id, self.model = spec, str(spec), spec.model
+        if options.get("hedge"):
+            raise ValueError(f"judge {self.id!r}: hedge applies to synchronous judges (a provider batch job has no "
+                             "stragglers to send twice); drop the option")
         self.sync = sync_class(JudgeSpec(spec.api_provider, spec.model), api_key=api_key,
                                **{k: v for k, v in options.items() if k not in names})
         self.sync.id = self.id  # judgments, cache keys and messages name the batch judge

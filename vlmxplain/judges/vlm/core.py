@@ -14,9 +14,9 @@ import socket
 import threading
 import time
 import queue
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -29,6 +29,7 @@ from ...masks.images import encode_image
 from ...masks.judge_input import JudgeInput, judge_view
 from ..base import Emit, Judge, Request, Stopped, content_key
 from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, image_tokens, lookup_price, text_tokens
+from .flight import Flight, Signal
 from .keys import RedactingFilter, Redactor, Secret, check_env_urls
 from .limits import RateLimiter, RetryPolicy
 from .options import VLMOptions
@@ -223,17 +224,11 @@ class VLMJudge(Judge):
         """Keep ``concurrency`` requests in flight continuously over the whole stream (a slot
         freed by one reply is refilled at once, whatever the others do); ``emit`` each judgment
         as it arrives. The first fatal reply (401/403/404) stops everything before another
-        request is sent: the rest are emitted as never sent, and the reason is returned."""
-        slots = threading.Semaphore(self.options.concurrency)
+        request is sent: the rest are emitted as never sent, and the reason is returned. With
+        ``hedge``, stragglers at the end of the stream are sent twice (see :mod:`.flight`)."""
         fatal: list[CallError] = []
-        pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="vlmx-judge")
-
-        def finished(request: Request, fut: Future) -> None:
-            try:
-                emit(request, fut.result())
-            finally:
-                slots.release()  # after the verdict (and any fatal flag) is recorded
-
+        flight = Flight(lambda request, give_up, on_wire: self._judge_safe(request, give_up, fatal, on_wire),
+                        emit, stop, self.options.concurrency, hedge=self.options.hedge, blocked=lambda: bool(fatal))
         checked = not self.options.preflight
         try:
             for request in requests:
@@ -242,18 +237,14 @@ class VLMJudge(Judge):
                     if unreachable is not None:
                         emit(request, self._unsent(unreachable.reason))
                         return unreachable  # the caller records the rest as never sent
-                while not (fatal or stop.is_set() or slots.acquire(timeout=0.05)):
-                    pass
-                if fatal or stop.is_set():
+                if not flight.send(request):
                     emit(request, self._unsent(self._stop_reason(fatal)))
                     if fatal:
                         break  # nothing more is pulled: the caller stops producing
-                    continue
-                fut = pool.submit(self._judge_safe, request, stop, fatal)
-                fut.add_done_callback(lambda f, r=request: finished(r, f))
         finally:
-            # what is on the wire is answered and emitted; an aborted run does not wait for it
-            pool.shutdown(wait=not stop.is_set(), cancel_futures=stop.is_set())
+            flight.drain()  # what is on the wire is answered and emitted; an aborted run does not wait for it
+        if flight.hedges:
+            log.info("%s: %d straggler(s) sent twice at the end of the stream (hedge=True)", self.id, flight.hedges)
         return Stopped(self._redact(fatal[0].reason()), self.fatal_hint(fatal[0])) if fatal else None
 
     #: Where requests go when no URL is configured (the SDKs' defaults).
@@ -304,9 +295,10 @@ class VLMJudge(Judge):
             return f"model {self.model!r} or the URL {self.endpoint()!r} does not exist: check the model name and URL"
         return "check the key, the model name and the URL"
 
-    def _judge_safe(self, request: Request, stop: threading.Event, fatal: list) -> Judgment:
+    def _judge_safe(self, request: Request, stop: Signal, fatal: list,
+                    on_wire: Callable[[bool], None] | None = None) -> Judgment:
         try:
-            return self._judge_one(request, stop, fatal)
+            return self._judge_one(request, stop, fatal, on_wire)
         except Exception as exc:  # never raise for one item
             log.warning("%s: %s: unexpected %s", self.id, request.sample_id, type(exc).__name__)
             return self._failure(f"internal error: {type(exc).__name__}: {self._redact(exc)}")
@@ -325,7 +317,8 @@ class VLMJudge(Judge):
         return Judgment.failure(self.id, self.prompt_version, self._redact(reason)[:2000],
                                 raw=self._redact(raw)[:_RAW_LIMIT], **extra)
 
-    def _judge_one(self, request: Request, stop: threading.Event, fatal: list) -> Judgment:
+    def _judge_one(self, request: Request, stop: Signal, fatal: list,
+                   on_wire: Callable[[bool], None] | None = None) -> Judgment:
         if isinstance(request.payload, Exception):
             exc = request.payload
             return self._failure(f"bad input: {type(exc).__name__}: {exc}")
@@ -341,8 +334,14 @@ class VLMJudge(Judge):
                 return self._unsent("judging was stopped")
             attempt += 1
             start = time.monotonic()
+            if on_wire is not None:
+                on_wire(True)
             try:
-                reply = self._send(image, prompt)
+                try:
+                    reply = self._send(image, prompt)
+                finally:
+                    if on_wire is not None:
+                        on_wire(False)
             except CallError as err:
                 if err.fatal:
                     fatal.append(err)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ...core.specs import check_url
 from ...masks.judge_input import InputKind
@@ -40,6 +40,8 @@ class VLMOptions(BaseModel):
     api_key_env: str | None = Field(None, description="environment variable holding the key (openai-compatible)")
     structured: bool = Field(True, description="openai-compatible: send a json_schema response_format")
     preflight: bool = Field(True, description="check once that the endpoint accepts connections before sending")
+    hedge: bool = Field(False, description="once nothing is left to send, send a straggler (on the wire past the "
+                        "75th latency percentile) a second time on a free slot; the first answer wins, both are billed")
 
     @field_validator("base_url")
     @classmethod
@@ -50,6 +52,13 @@ class VLMOptions(BaseModel):
     @classmethod
     def _template(cls, value: Any) -> PromptTemplate:
         return get_template(value)
+
+    @model_validator(mode="after")
+    def _hedge_needs_greedy(self) -> "VLMOptions":
+        if self.hedge and self.temperature != 0:
+            raise ValueError("hedge=True needs temperature=0: when answers are sampled, keeping the faster of two "
+                             "favours the shorter one")
+        return self
 
     def resolved_detail(self, provider: str) -> str | None:
         """The detail actually used: explicit, else ``low`` for OpenAI-style APIs, provider default for Gemini."""

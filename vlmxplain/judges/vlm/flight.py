@@ -1,0 +1,179 @@
+"""The requests on the wire of one judging stream.
+
+At most ``slots`` attempts are in flight; a slot freed by a reply is taken again at once by the
+next request. With ``hedge``, once nothing is left to send, a request still on the wire past the
+stream's 75th latency percentile is sent a second time on a free slot, and the first answer wins
+("hedged requests", Dean & Barroso, *The Tail at Scale*, CACM 2013). A dataset's throughput is set
+by ``slots ÷ mean latency`` whatever the tail; what the tail costs is the end of the stream, where
+the last replies are waited for one by one with the other slots idle.
+
+Every attempt runs in a daemon thread: a straggler whose twin already answered never keeps the
+interpreter from exiting, and it stops at its next check (no retries) once the answer is in.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ...core.records import Judgment
+from ..base import Emit, Request
+
+#: A request is hedged once it has been on the wire longer than this quantile of the stream's latencies ...
+HEDGE_QUANTILE = 0.75
+#: ... measured on at least this many replies (fewer say nothing about what is slow).
+HEDGE_MIN_REPLIES = 10
+_POLL = 0.05
+
+
+class Signal(Protocol):
+    """What an attempt checks to give up (a :class:`threading.Event` or :class:`Either`)."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class Either:
+    """Set when any of ``events`` is: the run's stop or this request's own cancellation."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = _POLL if end is None else min(_POLL, end - time.monotonic())
+            if left <= 0:
+                break
+            self.events[0].wait(left)
+        return self.is_set()
+
+
+#: ``attempt(request, give_up, on_wire)``: one request's judgment; ``on_wire(True/False)`` brackets each send.
+Attempt = Callable[[Request, Signal, Callable[[bool], None]], Judgment]
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A request sent and not yet emitted."""
+
+    request: Request
+    cancel: threading.Event = field(default_factory=threading.Event)
+    running: int = 1  # attempts still running (2 once hedged)
+    decided: bool = False  # its judgment is chosen (being emitted)
+    wire_since: float | None = None  # when the running attempt's current send started (None: not on the wire)
+    finished: list[Judgment] = field(default_factory=list)  # failed attempts while the other still ran
+
+
+class Flight:
+    """Send requests on at most ``slots`` attempts at once; emit one judgment per request.
+
+    ``blocked()`` true (a fatal reply) or ``stop`` set: nothing more is sent. The judgment emitted
+    for a hedged request counts both requests' tokens (the unfinished one's estimated as its twin's):
+    the provider bills both.
+    """
+
+    def __init__(self, attempt: Attempt, emit: Emit, stop: threading.Event, slots: int, *, hedge: bool = False,
+                 blocked: Callable[[], bool] = lambda: False) -> None:
+        self._attempt, self._emit, self.stop, self.hedge, self._blocked = attempt, emit, stop, hedge, blocked
+        self._cond = threading.Condition()
+        self._free = slots
+        self._pending: list[_Pending] = []  # in the order sent
+        self._latencies: list[float] = []
+        self.hedges = 0  # duplicates sent
+
+    def halted(self) -> bool:
+        return self.stop.is_set() or self._blocked()
+
+    def send(self, request: Request) -> bool:
+        """Start ``request`` once a slot is free. False (nothing sent) when the stream is halted."""
+        with self._cond:
+            while self._free == 0 and not self.halted():
+                self._cond.wait(_POLL)
+            if self.halted():
+                return False
+            pending = _Pending(request)
+            self._pending.append(pending)
+            self._start(pending)
+        return True
+
+    def drain(self) -> None:
+        """Wait until every request sent is emitted, hedging stragglers meanwhile (with ``hedge``).
+        Returns at once once ``stop`` is set: what is on the wire then is not waited for."""
+        with self._cond:
+            while self._pending and not self.stop.is_set():
+                due = self._hedge_stragglers() if self.hedge and not self._blocked() else None
+                self._cond.wait(_POLL if due is None else min(_POLL, max(due, 0.001)))
+
+    # -- internals (the condition's lock held unless said otherwise) ------------------------------
+    def _start(self, pending: _Pending) -> None:
+        self._free -= 1
+        threading.Thread(target=self._run, args=(pending,), name="vlmx-judge", daemon=True).start()
+
+    def _on_wire(self, pending: _Pending, sending: bool) -> None:
+        with self._cond:
+            if not pending.request.hedged:  # a hedged request is never hedged again
+                pending.wire_since = time.monotonic() if sending else None
+
+    def _hedge_stragglers(self) -> float | None:
+        """Send a twin of each request on the wire past the latency quantile while slots are free;
+        return the seconds until the next one is due (None: none is)."""
+        if len(self._latencies) < HEDGE_MIN_REPLIES or self._free == 0:
+            return None
+        ordered = sorted(self._latencies)
+        threshold = ordered[int(HEDGE_QUANTILE * (len(ordered) - 1))]
+        now, due = time.monotonic(), None
+        for p in self._pending:
+            if p.decided or p.request.hedged or p.wire_since is None:
+                continue
+            wait = p.wire_since + threshold - now
+            if wait > 0:
+                due = wait if due is None else min(due, wait)
+            elif self._free > 0:
+                p.running, p.request.hedged = 2, True
+                self.hedges += 1
+                self._start(p)
+        return due
+
+    def _run(self, pending: _Pending) -> None:  # an attempt's thread; takes the lock itself
+        judgment = self._attempt(pending.request, Either(self.stop, pending.cancel),
+                                 lambda sending: self._on_wire(pending, sending))
+        with self._cond:
+            pending.running -= 1
+            if judgment.answered and judgment.latency_s > 0 and not pending.cancel.is_set():
+                self._latencies.append(judgment.latency_s)
+            verdict = None
+            if not pending.decided:
+                if judgment.ok or pending.running == 0 or judgment.status == "rejected":
+                    pending.decided = True
+                    pending.cancel.set()  # the twin, if any, stops at its next check
+                    verdict = self._with_twin(pending, judgment)
+                else:  # the twin may still answer
+                    pending.finished.append(judgment)
+            if verdict is None:
+                self._free += 1
+                self._cond.notify_all()
+                return
+        try:
+            self._emit(pending.request, verdict)  # before the slot is freed: the verdict is recorded first
+        finally:
+            with self._cond:
+                self._pending.remove(pending)
+                self._free += 1
+                self._cond.notify_all()
+
+    @staticmethod
+    def _with_twin(pending: _Pending, judgment: Judgment) -> Judgment:
+        """The judgment with the tokens of the other attempt added (estimated as its own if it is
+        still running)."""
+        if not pending.request.hedged:
+            return judgment
+        extra_in = sum(j.input_tokens for j in pending.finished) + pending.running * judgment.input_tokens
+        extra_out = sum(j.output_tokens for j in pending.finished) + pending.running * judgment.output_tokens
+        return judgment.model_copy(update={"input_tokens": judgment.input_tokens + extra_in,
+                                           "output_tokens": judgment.output_tokens + extra_out})

@@ -1,7 +1,9 @@
 """The streaming explain() end to end, side by side in one run (issue "Dataset-scale runs").
 
 1. judging: ``explain()`` with an OpenAI judge at ``concurrency`` 16 against the loopback server in
-   its own process (mean latency 0.5 s, fixed and lognormal σ = 0.8), n = 320 shapes images.
+   its own process (mean latency 0.5 s, fixed and lognormal σ = 0.8), n = 320 shapes images; with
+   and without ``hedge=True`` (stragglers sent twice at the end; with a fixed latency it has
+   nothing to win: that run is its control).
    Figure: judged img/s ÷ (concurrency ÷ mean latency); 1.0 = every slot busy all the time. Control:
    the run's time ÷ the time a zero-overhead scheduler needs for the latencies the server drew
    (a lognormal draw's tail bounds any scheduler: that control says what is ours to win).
@@ -19,6 +21,7 @@ same way in the same run (the loopback server and photos come from this tree).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -76,7 +79,8 @@ def ideal_seconds(durations: list[float], slots: int) -> float:
     return max(free)
 
 
-def judging(concurrency: int, latency: float, sigma: float, n: int, image_format: str = "png") -> dict:
+def judging(concurrency: int, latency: float, sigma: float, n: int, image_format: str = "png",
+            hedge: bool = False, seed: int = 0) -> dict:
     import torch
 
     import vlmxplain as vx
@@ -85,25 +89,25 @@ def judging(concurrency: int, latency: float, sigma: float, n: int, image_format
 
     torch.manual_seed(0)
     clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
-    with loopback_subprocess(latency, sigma) as (url, stats), tempfile.TemporaryDirectory() as tmp:
+    with loopback_subprocess(latency, sigma, seed) as (url, stats), tempfile.TemporaryDirectory() as tmp:
         vx.explain(clf, vx.datasets.shapes(2, seed=12), judge="openai:gpt-4o-mini", run_dir=f"{tmp}/warm",
                    cache=False, progress=False, verbose=False, judge_options={"base_url": url + "/v1"})  # imports
         if latency == 0:
             latency = 1.0  # capacity run: the ratio is meaningless, img/s is what counts
         before = stats()
         t0, m0 = time.perf_counter(), time.monotonic()
+        options = {"base_url": url + "/v1", "concurrency": concurrency, "image_format": image_format}
         run = vx.explain(clf, vx.datasets.shapes(n, seed=11), judge="openai:gpt-4o-mini", run_dir=f"{tmp}/run",
                          cache=False, progress=False, verbose=False,
-                         judge_options={"base_url": url + "/v1", "concurrency": concurrency,
-                                       "image_format": image_format})
+                         judge_options=options | ({"hedge": True} if hedge else {}))
         seconds, m1 = time.perf_counter() - t0, time.monotonic()
         served = stats()
-    judged = run.last_summary.judged
-    assert served["requests"] - before["requests"] == n
+    judged, hedged = run.last_summary.judged, getattr(run.last_summary, "hedged", 0)
+    assert served["requests"] - before["requests"] == n + hedged
     busy = served["busy_seconds"] - before["busy_seconds"]
     ideal = ideal_seconds(served["durations"][before["requests"]:], concurrency)
     gaps = reply_gaps(served["timeline"][before["requests"]:], concurrency)
-    return {"judged": judged, "seconds": seconds, "max_in_flight": served["max_in_flight"],
+    return {"judged": judged, "hedged": hedged, "seconds": seconds, "max_in_flight": served["max_in_flight"],
             "ratio": judged / seconds / (concurrency / latency),
             # where the time went: the slots' occupancy from the call to the last reply, and the
             # time after it
@@ -185,14 +189,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller n everywhere (a smoke run)")
     parser.add_argument("--only", nargs="+", default=["judging", "offline", "memory"])
+    parser.add_argument("--seeds", type=int, default=3, help="server seeds (latency draws) per lognormal figure")
     parser.add_argument("--baseline", help="sources of another version to measure side by side (e.g. a main checkout)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         what, arg = args.child
         if what == "judging":
-            sigma, n, fmt = arg.split(",")
-            print(json.dumps(judging(16, 0.5, float(sigma), int(n), fmt)))
+            sigma, n, fmt, hedge, seed = arg.split(",")
+            print(json.dumps(judging(16, 0.5, float(sigma), int(n), fmt, hedge == "hedge", int(seed))))
         elif what == "capacity":
             n, fmt = arg.split(",")
             print(json.dumps(judging(16, 0.0, 0.0, int(n), fmt)))
@@ -214,15 +219,26 @@ def main() -> None:
                 cap = child("capacity", f"{n},{fmt}")
                 print(f"[{fmt}] judging capacity of this machine (zero latency, concurrency 16): "
                       f"{cap['judged'] / cap['seconds']:.1f} img/s")
-                for label, sigma in (("fixed", 0.0), ("lognormal σ=0.8", 0.8)):
-                    r = child("judging", f"{sigma},{n},{fmt}")
-                    print(f"[{fmt}] judging, concurrency 16, mean latency 0.5 s, {label}, n={n}: "
-                          f"{r['judged'] / r['seconds']:.1f} judged img/s ÷ (16 / 0.5 s) = {r['ratio']:.2f} "
-                          f"; ÷ a zero-overhead scheduler on the same latencies = {r['vs_ideal']:.2f} "
-                          f"(max in flight at the server {r['max_in_flight']}; slots busy "
-                          f"{r['occupancy']:.0%} of the time until the last reply, then {r['after_last']:.2f} s "
-                          f"to return; reply → next request {r['gap_mean_ms']:.0f} ms on average, "
-                          f"{r['gap_max_ms']:.0f} ms at most)")
+                hedging = ("", "hedge") if version == "this tree" and fmt == "png" else ("",)
+                for (label, sigma), hedge in itertools.product((("fixed", 0.0), ("lognormal σ=0.8", 0.8)), hedging):
+                    ratios = []
+                    for seed in range(args.seeds if sigma else 1):  # the draws differ with the server's seed
+                        r = child("judging", f"{sigma},{n},{fmt},{hedge},{seed}")
+                        ratios.append(r["ratio"])
+                        head = (f"[{fmt}] judging, concurrency 16, mean latency 0.5 s, {label}"
+                                f"{', hedge=True' if hedge else ''}, n={n}, server seed {seed}: "
+                                f"{r['judged'] / r['seconds']:.1f} judged img/s ÷ (16 / 0.5 s) = {r['ratio']:.2f}")
+                        if hedge:  # the twins' draws are extra: the control below does not apply
+                            print(f"{head} ({r['hedged']} stragglers sent twice: +{r['hedged'] / n:.1%} requests)")
+                            continue
+                        print(f"{head}; ÷ a zero-overhead scheduler on the same latencies = {r['vs_ideal']:.2f} "
+                              f"(max in flight at the server {r['max_in_flight']}; slots busy "
+                              f"{r['occupancy']:.0%} of the time until the last reply, then {r['after_last']:.2f} s "
+                              f"to return; reply → next request {r['gap_mean_ms']:.0f} ms on average, "
+                              f"{r['gap_max_ms']:.0f} ms at most)")
+                    if len(ratios) > 1:
+                        print(f"  ... {label}{', hedge=True' if hedge else ''} over {len(ratios)} seeds: mean "
+                              f"{sum(ratios) / len(ratios):.2f}, {min(ratios):.2f}–{max(ratios):.2f}")
         if "offline" in args.only:
             with tempfile.TemporaryDirectory() as tmp:
                 r = child("offline", str(photo_folder(Path(tmp), 48 if q else 256)))

@@ -56,10 +56,11 @@ def test_a_straggler_is_answered_by_its_twin_and_both_are_billed(loopback_server
     first, twin = asked(server, STRAGGLER)
     assert request.hedged and judgment.ok and twin.status == 200 and not first.responded  # still hung
     assert judgment.input_tokens == 2 * twin.usage[0] and judgment.output_tokens == 2 * twin.usage[1]
-    assert all(j.ok and not r.hedged for sid, (r, j) in got.items() if sid != "s0")
-    assert len(server.requests) == 13 and server.max_in_flight <= 4  # the twin took a free slot
+    assert all(j.ok for _, j in got.values())
+    twins = sum(r.hedged for r, _ in got.values())  # others may be hedged too: on loopback every reply is quick
     losers_exit(server)
-    assert len(server.requests) == 13  # the hung one was not retried
+    assert len(server.requests) == 12 + twins  # a twin per hedged request; the hung one was not retried
+    assert server.max_in_flight <= 4  # the twins took free slots
 
 
 def test_without_hedge_the_straggler_is_waited_for(loopback_server):
@@ -108,10 +109,11 @@ def test_explain_counts_the_twins_and_records_what_was_billed(tiny_clf, loopback
                      judge_options={"base_url": server.openai_base_url, "concurrency": 4, "hedge": True,
                                     "timeout": 60})
     s = run.last_summary
-    assert (s.judged, s.hedged, len(server.requests)) == (16, 1, 17) and "1 stragglers sent twice" in str(s)
+    assert s.judged == 16 and s.hedged >= 1 and f"{s.hedged} stragglers sent twice" in str(s)
     hung = server.requests[0]
     (twin,) = [r for r in server.requests[1:] if (r.text, r.images) == (hung.text, hung.images)]
     assert not hung.responded and twin.status == 200
+    losers_exit(server)
+    assert len(server.requests) == 16 + s.hedged  # one twin per hedged straggler, nothing retried
     billed = sum(r.usage[0] for r in server.requests) + twin.usage[0]  # the hung one's estimated as its twin's
     assert run.usage()["input_tokens"] == s.input_tokens == billed
-    losers_exit(server)

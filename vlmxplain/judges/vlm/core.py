@@ -296,7 +296,7 @@ class VLMJudge(Judge):
         return "check the key, the model name and the URL"
 
     def _judge_safe(self, request: Request, stop: Signal, fatal: list,
-                    on_wire: Callable[[bool], None] | None = None) -> Judgment:
+                    on_wire: Callable[[bool], bool] | None = None) -> Judgment:
         try:
             return self._judge_one(request, stop, fatal, on_wire)
         except Exception as exc:  # never raise for one item
@@ -318,7 +318,7 @@ class VLMJudge(Judge):
                                 raw=self._redact(raw)[:_RAW_LIMIT], **extra)
 
     def _judge_one(self, request: Request, stop: Signal, fatal: list,
-                   on_wire: Callable[[bool], None] | None = None) -> Judgment:
+                   on_wire: Callable[[bool], bool] | None = None) -> Judgment:
         if isinstance(request.payload, Exception):
             exc = request.payload
             return self._failure(f"bad input: {type(exc).__name__}: {exc}")
@@ -334,8 +334,8 @@ class VLMJudge(Judge):
                 return self._unsent("judging was stopped")
             attempt += 1
             start = time.monotonic()
-            if on_wire is not None:
-                on_wire(True)
+            if on_wire is not None and not on_wire(True):
+                return self._unsent("answered by its twin (hedge)")
             try:
                 try:
                     reply = self._send(image, prompt)

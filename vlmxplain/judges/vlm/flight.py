@@ -7,11 +7,13 @@ stream's 75th latency percentile is sent a second time on a free slot, and the f
 by ``slots ÷ mean latency`` whatever the tail; what the tail costs is the end of the stream, where
 the last replies are waited for one by one with the other slots idle.
 
-Every attempt runs in a daemon thread: a straggler whose twin already answered never keeps the
-interpreter from exiting, and it stops at its next check (no retries) once the answer is in.
+Attempts run on daemon threads (kept for the stream, at most ``slots``): a straggler whose twin
+already answered never keeps the interpreter from exiting, and it stops at its next check (no
+retries) once the answer is in.
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,8 +56,35 @@ class Either:
         return self.is_set()
 
 
-#: ``attempt(request, give_up, on_wire)``: one request's judgment; ``on_wire(True/False)`` brackets each send.
-Attempt = Callable[[Request, Signal, Callable[[bool], None]], Judgment]
+#: ``attempt(request, give_up, on_wire)``: one request's judgment. ``on_wire(True)`` before each send
+#: (False: do not send, the answer is already in) and ``on_wire(False)`` after it.
+Attempt = Callable[[Request, Signal, Callable[[bool], bool]], Judgment]
+
+
+class _Workers:
+    """At most ``size`` daemon threads running jobs, started as needed (an idle one is reused:
+    starting a thread per request costs the sender a thread switch each time)."""
+
+    def __init__(self, size: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._size, self._started = size, 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        if not self._idle.acquire(blocking=False) and self._started < self._size:
+            self._started += 1
+            threading.Thread(target=self._work, name="vlmx-judge", daemon=True).start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()  # never raises: an attempt turns every error into a judgment
+            self._idle.release()
+
+    def close(self) -> None:
+        """Each thread ends once its current job is done."""
+        for _ in range(self._started):
+            self._jobs.put(None)
 
 
 @dataclass(eq=False)
@@ -64,9 +93,11 @@ class _Pending:
 
     request: Request
     cancel: threading.Event = field(default_factory=threading.Event)
-    running: int = 1  # attempts still running (2 once hedged)
+    running: set[int] = field(default_factory=lambda: {0})  # attempts still running: 0 the original, 1 its twin
+    sent: set[int] = field(default_factory=set)  # attempts that went on the wire (the provider bills them)
+    twin: bool = False  # a twin was started
     decided: bool = False  # its judgment is chosen (being emitted)
-    wire_since: float | None = None  # when the running attempt's current send started (None: not on the wire)
+    wire_since: float | None = None  # when the original's current send started (None: not on the wire)
     finished: list[Judgment] = field(default_factory=list)  # failed attempts while the other still ran
 
 
@@ -83,9 +114,10 @@ class Flight:
         self._attempt, self._emit, self.stop, self.hedge, self._blocked = attempt, emit, stop, hedge, blocked
         self._cond = threading.Condition()
         self._free = slots
+        self._workers = _Workers(slots)
         self._pending: list[_Pending] = []  # in the order sent
         self._latencies: list[float] = []
-        self.hedges = 0  # duplicates sent
+        self.hedges = 0  # twins sent
 
     def halted(self) -> bool:
         return self.stop.is_set() or self._blocked()
@@ -109,16 +141,25 @@ class Flight:
             while self._pending and not self.stop.is_set():
                 due = self._hedge_stragglers() if self.hedge and not self._blocked() else None
                 self._cond.wait(_POLL if due is None else min(_POLL, max(due, 0.001)))
+        self._workers.close()
 
     # -- internals (the condition's lock held unless said otherwise) ------------------------------
-    def _start(self, pending: _Pending) -> None:
+    def _start(self, pending: _Pending, attempt: int = 0) -> None:
         self._free -= 1
-        threading.Thread(target=self._run, args=(pending,), name="vlmx-judge", daemon=True).start()
+        self._workers.submit(lambda: self._run(pending, attempt))
 
-    def _on_wire(self, pending: _Pending, sending: bool) -> None:
+    def _on_wire(self, pending: _Pending, attempt: int, sending: bool) -> bool:
         with self._cond:
-            if not pending.request.hedged:  # a hedged request is never hedged again
+            if sending:
+                if pending.decided:
+                    return False  # its twin answered first: nothing more is sent (or billed)
+                if attempt == 1 and not pending.request.hedged:
+                    pending.request.hedged = True
+                    self.hedges += 1
+                pending.sent.add(attempt)
+            if attempt == 0 and not pending.twin:  # a hedged request is never hedged again
                 pending.wire_since = time.monotonic() if sending else None
+            return True
 
     def _hedge_stragglers(self) -> float | None:
         """Send a twin of each request on the wire past the latency quantile while slots are free;
@@ -129,27 +170,27 @@ class Flight:
         threshold = ordered[int(HEDGE_QUANTILE * (len(ordered) - 1))]
         now, due = time.monotonic(), None
         for p in self._pending:
-            if p.decided or p.request.hedged or p.wire_since is None:
+            if p.decided or p.twin or p.wire_since is None:
                 continue
             wait = p.wire_since + threshold - now
             if wait > 0:
                 due = wait if due is None else min(due, wait)
             elif self._free > 0:
-                p.running, p.request.hedged = 2, True
-                self.hedges += 1
-                self._start(p)
+                p.twin = True
+                p.running.add(1)
+                self._start(p, 1)
         return due
 
-    def _run(self, pending: _Pending) -> None:  # an attempt's thread; takes the lock itself
+    def _run(self, pending: _Pending, attempt: int) -> None:  # on a worker thread; takes the lock itself
         judgment = self._attempt(pending.request, Either(self.stop, pending.cancel),
-                                 lambda sending: self._on_wire(pending, sending))
+                                 lambda sending: self._on_wire(pending, attempt, sending))
         with self._cond:
-            pending.running -= 1
+            pending.running.discard(attempt)
             if judgment.answered and judgment.latency_s > 0 and not pending.cancel.is_set():
                 self._latencies.append(judgment.latency_s)
             verdict = None
             if not pending.decided:
-                if judgment.ok or pending.running == 0 or judgment.status == "rejected":
+                if judgment.ok or not pending.running or judgment.status == "rejected":
                     pending.decided = True
                     pending.cancel.set()  # the twin, if any, stops at its next check
                     verdict = self._with_twin(pending, judgment)
@@ -169,11 +210,12 @@ class Flight:
 
     @staticmethod
     def _with_twin(pending: _Pending, judgment: Judgment) -> Judgment:
-        """The judgment with the tokens of the other attempt added (estimated as its own if it is
-        still running)."""
+        """The judgment with the tokens of the other attempt added: its own if it finished, else
+        estimated as this one's if it went on the wire (a twin that was never sent costs nothing)."""
         if not pending.request.hedged:
             return judgment
-        extra_in = sum(j.input_tokens for j in pending.finished) + pending.running * judgment.input_tokens
-        extra_out = sum(j.output_tokens for j in pending.finished) + pending.running * judgment.output_tokens
+        unfinished = len(pending.running & pending.sent)
+        extra_in = sum(j.input_tokens for j in pending.finished) + unfinished * judgment.input_tokens
+        extra_out = sum(j.output_tokens for j in pending.finished) + unfinished * judgment.output_tokens
         return judgment.model_copy(update={"input_tokens": judgment.input_tokens + extra_in,
                                            "output_tokens": judgment.output_tokens + extra_out})

@@ -10,7 +10,8 @@ Options (all optional, see :class:`VLMOptions`): ``input_kind`` (masked | overla
 ``image_size`` (512), ``detail``, ``temperature`` (0), ``template`` (a name in
 :data:`PROMPT_TEMPLATES`, prompt text, or a :class:`PromptTemplate`), ``concurrency`` (8),
 ``rpm``, ``tpm``, ``timeout`` (120 s), ``max_retries`` (4), ``max_output_tokens``, ``base_url``,
-and ``api_key`` (never stored or shown). ``openai-batch:<model>`` / ``gemini-batch:<model>`` judge
+``hedge`` (send the end of the stream's stragglers twice, :mod:`.flight`), and ``api_key`` (never
+stored or shown). ``openai-batch:<model>`` / ``gemini-batch:<model>`` judge
 through the providers' batch APIs (:mod:`.batch`; options also :class:`BatchOptions`). :func:`estimate_cost` prices a run before it starts;
 :func:`usage_cost` prices recorded token usage (``Run.cost()``).
 """

@@ -56,6 +56,7 @@ def test_a_straggler_is_answered_by_its_twin_and_both_are_billed(loopback_server
     first, twin = asked(server, STRAGGLER)
     assert request.hedged and judgment.ok and twin.status == 200 and not first.responded  # still hung
     assert judgment.input_tokens == 2 * twin.usage[0] and judgment.output_tokens == 2 * twin.usage[1]
+    assert judgment.requests == 2
     assert all(j.ok for _, j in got.values())
     twins = sum(r.hedged for r, _ in got.values())  # others may be hedged too: on loopback every reply is quick
     losers_exit(server)
@@ -70,7 +71,7 @@ def test_without_hedge_the_straggler_is_waited_for(loopback_server):
     got = stream(judge, [make_item(i) for i in range(12)])
     request, judgment = got["s0"]
     assert judgment.ok and not request.hedged and len(asked(loopback_server, STRAGGLER)) == 1
-    assert judgment.input_tokens == loopback_server.requests[0].usage[0]
+    assert judgment.input_tokens == loopback_server.requests[0].usage[0] and judgment.requests == 1
     assert len(loopback_server.requests) == 12
 
 
@@ -83,6 +84,7 @@ def test_when_the_twin_fails_the_original_answer_is_kept(loopback_server):
     first, twin = asked(server, STRAGGLER)
     assert request.hedged and twin.status == 500 and first.status == 200
     assert judgment.ok and judgment.input_tokens == first.usage[0]  # the failed twin billed nothing
+    assert judgment.requests == 1
 
 
 def test_too_few_replies_to_know_what_is_slow_sends_no_twin(loopback_server):
@@ -117,3 +119,6 @@ def test_explain_counts_the_twins_and_records_what_was_billed(tiny_clf, loopback
     assert len(server.requests) == 16 + s.hedged  # one twin per hedged straggler, nothing retried
     billed = sum(r.usage[0] for r in server.requests) + twin.usage[0]  # the hung one's estimated as its twin's
     assert run.usage()["input_tokens"] == s.input_tokens == billed
+    # every twin that went on the wire is a billed request (a hung one's reply is still generated)
+    assert run.usage()["requests"] == 16 + s.hedged == run.repeats()["requests"].sum()
+    assert run.cost().requests == 16 + s.hedged

@@ -75,8 +75,9 @@ _V3_JUDGMENTS = """CREATE TABLE judgments (
 
 
 def test_a_schema_3_store_migrates_with_every_judgment_as_repeat_0(base_run, tiny_clf):
-    """A store written before repeats (schema 3: no repeat column, 5-column key) opens as schema 4
-    with every judgment kept as answer 0; the run is then resumable with repeats."""
+    """A store written before repeats (schema 3: no repeat column, 5-column key) opens as the
+    current schema with every judgment kept as answer 0, billed as one request (schema 5); the run
+    is then resumable with repeats."""
     path = base_run.store.path
     before = base_run.table[["score", "judge_status"]]
     base_run.store.close()
@@ -89,11 +90,11 @@ def test_a_schema_3_store_migrates_with_every_judgment_as_repeat_0(base_run, tin
         c.execute("DROP TABLE j4")
         c.execute("UPDATE config SET value = '3' WHERE key = 'schema_version'")
     run = vx.open_run(path.parent)
-    assert run.store.get_config("schema_version") == SCHEMA_VERSION == 4
+    assert run.store.get_config("schema_version") == SCHEMA_VERSION == 5
     info = {r[1]: r for r in run.store._conn.execute("PRAGMA table_info(judgments)")}
     assert info["repeat"][5] == 6  # the sixth column of the primary key
     j = run.store.judgments()
-    assert len(j) == N and (j["repeat"] == 0).all()
+    assert len(j) == N and (j["repeat"] == 0).all() and (j["requests"] == 1).all()
     assert run.table[["score", "judge_status"]].equals(before)
     run.store.close()
     again = vx.explain(tiny_clf, vx.datasets.shapes(N, seed=3), judge="offline:groundtruth", run_dir=path.parent,

@@ -51,6 +51,9 @@ class Judgment(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    #: Requests the provider bills for this answer: 2 when a straggler was sent twice and both went
+    #: on the wire (``hedge=True``; the tokens count both). Retries after an error are not billed.
+    requests: int = Field(default=1, ge=1)
     #: True when a text field was longer than :data:`~vlmxplain.core.text.TEXT_LIMIT` and was cut.
     truncated: bool = False
 

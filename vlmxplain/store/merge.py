@@ -30,7 +30,7 @@ _COPIES = {
 }
 _JUDGMENT_COLUMNS = ("sample_id, judge_id, prompt_version, alpha, beta, repeat, cache_key, status, score, description, "
                      "justification, error, raw, parse_path, input_tokens, output_tokens, latency_s, cached, created, "
-                     "truncated")
+                     "truncated, requests")
 _BATCH_COPIES = {
     "batch_jobs": "nonce, provider, job_id, judge_id, prompt_version, alpha, beta, state, provider_state, n_requests, "
                   "error, adopted, created, submitted, updated, finished",

@@ -37,7 +37,10 @@ def migrate(c: sqlite3.Connection, path: Path, version: int) -> None:
     if version == 3:
         _v3_to_v4(c)
         version = 4
-    if version != 4:
+    if version == 4:
+        _v4_to_v5(c)
+        version = 5
+    if version != 5:
         raise ValueError(f"run_dir: {path}: unknown run store schema version {version!r}")
 
 
@@ -64,6 +67,15 @@ def _v3_to_v4(c: sqlite3.Connection) -> None:
         c.execute("DROP TABLE judgments")
         c.execute("ALTER TABLE judgments_v4 RENAME TO judgments")
         c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(4),))
+
+
+def _v4_to_v5(c: sqlite3.Connection) -> None:
+    """Schema 4 → 5: ``judgments.requests`` (1 for every existing judgment: hedging came with 5)."""
+    with _transaction(c):
+        cols = {r[1] for r in c.execute("PRAGMA table_info(judgments)")}
+        if "requests" not in cols:
+            c.execute("ALTER TABLE judgments ADD COLUMN requests INTEGER NOT NULL DEFAULT 1")
+        c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(5),))
 
 
 def _v2_to_v3(c: sqlite3.Connection) -> None:

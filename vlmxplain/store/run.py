@@ -28,7 +28,7 @@ from .run_store import RunStore
 TABLE_COLUMNS = [
     "idx", "id", "path", "label", "targets", "target_names", "prediction", "predicted_name", "confidence",
     "correct", "score", "judge_status", "quadrant", "judge", "description", "justification", "error",
-    "parse_path", "input_tokens", "output_tokens", "latency_s", "cached", "truncated",
+    "parse_path", "input_tokens", "output_tokens", "requests", "latency_s", "cached", "truncated",
 ]
 
 
@@ -133,7 +133,7 @@ class Run:
         samples = self.store.samples().drop(columns=["meta"])
         cams = self.store.cams()[["id", "prediction", "confidence"]]
         keep = ["id", "score", "judge_status", "judge", "description", "justification", "error", "parse_path",
-                "input_tokens", "output_tokens", "latency_s", "cached", "truncated", "repeat", "prompt_version"]
+                "input_tokens", "output_tokens", "requests", "latency_s", "cached", "truncated", "repeat", "prompt_version"]
         df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how=how)
         skipped = self.store.skipped_ids()
         status = df["judge_status"].fillna("pending").replace({"not_sent": "pending", "rejected": "failed"}).astype(object)
@@ -190,10 +190,11 @@ class Run:
 
     def usage(self) -> dict[str, int]:
         """Requests and tokens this run paid for with the current judge, every repeat counted (cache
-        hits cost nothing)."""
+        hits cost nothing; a straggler sent twice, ``hedge=True``, is two requests)."""
         t = self.repeats()
         paid = t[~t["cached"] & t["judge_status"].isin(["ok", "failed"])]
-        return {"requests": len(paid), "input_tokens": int(paid["input_tokens"].fillna(0).sum()),
+        return {"requests": int(paid["requests"].fillna(1).sum()),
+                "input_tokens": int(paid["input_tokens"].fillna(0).sum()),
                 "output_tokens": int(paid["output_tokens"].fillna(0).sum())}
 
     def cost(self, prices: dict | None = None):

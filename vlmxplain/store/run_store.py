@@ -28,7 +28,8 @@ RUN_FILE = "run.sqlite"
 #: 2: typed run record (``run`` / ``view`` config rows, ``judges`` table), ``not_sent`` status.
 #: 3: ``judgments.truncated`` (a text field was cut to the size cap).
 #: 4: ``judgments.repeat`` in the key (repeated sampling: answer k of n; 0 for a single answer).
-SCHEMA_VERSION = 4
+#: 5: ``judgments.requests`` (requests billed for the answer: 2 for a straggler sent twice).
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS judgments (
     score REAL, description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT,
     input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL, truncated INTEGER NOT NULL DEFAULT 0, repeat INTEGER NOT NULL DEFAULT 0,
+    requests INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta, repeat)
 );
 CREATE TABLE IF NOT EXISTS previews (
@@ -368,11 +370,12 @@ class RunStore:
             c.execute(
                 "INSERT OR REPLACE INTO judgments(sample_id, judge_id, prompt_version, alpha, beta, cache_key, "
                 "status, score, description, justification, error, raw, parse_path, input_tokens, output_tokens, "
-                "latency_s, cached, created, truncated, repeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "latency_s, cached, created, truncated, repeat, requests) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     sample_id, j.judge_id, j.prompt_version, float(alpha), float(beta), cache_key, j.status, j.score,
                     j.description, j.justification, j.error, j.raw, j.parse_path, j.input_tokens, j.output_tokens,
-                    j.latency_s, int(cached), time.time(), int(j.truncated), int(repeat),
+                    j.latency_s, int(cached), time.time(), int(j.truncated), int(repeat), int(j.requests),
                 ),
             )
 

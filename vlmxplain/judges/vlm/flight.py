@@ -210,12 +210,15 @@ class Flight:
 
     @staticmethod
     def _with_twin(pending: _Pending, judgment: Judgment) -> Judgment:
-        """The judgment with the tokens of the other attempt added: its own if it finished, else
-        estimated as this one's if it went on the wire (a twin that was never sent costs nothing)."""
+        """The judgment with the tokens (and request) of the other attempt added: its own if it
+        finished (an error that produced no tokens is not billed), else estimated as this one's if
+        it went on the wire (a twin that was never sent costs nothing)."""
         if not pending.request.hedged:
             return judgment
         unfinished = len(pending.running & pending.sent)
         extra_in = sum(j.input_tokens for j in pending.finished) + unfinished * judgment.input_tokens
         extra_out = sum(j.output_tokens for j in pending.finished) + unfinished * judgment.output_tokens
+        billed = sum(1 for j in pending.finished if j.input_tokens or j.output_tokens)
         return judgment.model_copy(update={"input_tokens": judgment.input_tokens + extra_in,
-                                           "output_tokens": judgment.output_tokens + extra_out})
+                                           "output_tokens": judgment.output_tokens + extra_out,
+                                           "requests": 1 + unfinished + billed})

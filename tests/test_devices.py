@@ -4,6 +4,10 @@ the maps equal to float32 within the stated tolerance."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +82,22 @@ def test_preprocessing_threads_take_only_the_cores_torch_leaves_free_on_the_cpu(
     monkeypatch.setattr(extract, "preprocess_workers", lambda device: 2)
     threaded = vx.compute_cams(lite0, images, batch_size=2)
     assert np.array_equal(inline.maps, threaded.maps) and np.array_equal(inline.predictions, threaded.predictions)
+
+
+def test_the_device_script_runs_to_its_last_line_on_the_cpu():
+    """``benchmarks/gpu_check.py`` runs on a GPU only in the rare sessions that have one; here it
+    runs through the same device-agnostic code, so it cannot rot in between (it once did: photos
+    that skimage does not ship, a dataset built from bare images)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    out = subprocess.run([sys.executable, str(script), "--device", "cpu", "--n", "8", "--batches", "4",
+                          "--repeats", "1"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TQDM_DISABLE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    (row,) = [line.split() for line in out.stdout.splitlines() if line.split()[:1] == ["4"]]
+    forward, fp32, bf16 = map(float, row[1:4])
+    assert min(forward, fp32, bf16) > 0
+    deltas = [float(d) for d in row[5:8:2]]  # max Δmap bf16 / fp16, same class explained
+    assert all(0 <= d <= 1 for d in deltas)
+    same = re.search(r"predictions agree (\d+)%; max Δmap ([\d.]+)", out.stdout)
+    assert same and same.group(1) == "100" and float(same.group(2)) == 0.0  # a fresh copy: the same maps
+    assert "(8/8 judged)" in out.stdout

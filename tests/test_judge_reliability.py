@@ -65,36 +65,41 @@ def base_run(tiny_clf, tmp_path):
 
 
 # ----------------------------------------------------------------------------- store migration
-_V3_JUDGMENTS = """CREATE TABLE judgments (
-    sample_id TEXT NOT NULL, judge_id TEXT NOT NULL, prompt_version TEXT NOT NULL,
-    alpha REAL NOT NULL, beta REAL NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL,
-    score REAL, description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT,
-    input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL, truncated INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta))"""
+_OLD_COLUMNS = ("sample_id, judge_id, prompt_version, alpha, beta, cache_key, status, score, description, "
+                "justification, error, raw, parse_path, input_tokens, output_tokens, latency_s, cached, created")
 
 
-def test_a_schema_3_store_migrates_with_every_judgment_as_repeat_0(base_run, tiny_clf):
-    """A store written before repeats (schema 3: no repeat column, 5-column key) opens as the
-    current schema with every judgment kept as answer 0, billed as one request (schema 5); the run
-    is then resumable with repeats."""
+def _old_judgments(version: int) -> str:
+    """The judgments table as schema 2 (no ``truncated``) or 3 (no ``repeat``) left it."""
+    truncated = ", truncated INTEGER NOT NULL DEFAULT 0" if version >= 3 else ""
+    return ("CREATE TABLE judgments (sample_id TEXT NOT NULL, judge_id TEXT NOT NULL, prompt_version TEXT NOT NULL, "
+            "alpha REAL NOT NULL, beta REAL NOT NULL, cache_key TEXT NOT NULL, status TEXT NOT NULL, score REAL, "
+            "description TEXT, justification TEXT, error TEXT, raw TEXT, parse_path TEXT, input_tokens INTEGER, "
+            "output_tokens INTEGER, latency_s REAL, cached INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL"
+            f"{truncated}, PRIMARY KEY (sample_id, judge_id, prompt_version, alpha, beta))")
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_old_store_migrates_with_every_judgment_as_repeat_0(base_run, tiny_clf, version):
+    """A store written before repeats (schema 3: no repeat column, 5-column key; schema 2: no
+    truncated flag either) opens as the current schema with every judgment kept as answer 0, not
+    cut and billed as one request (schema 5); the run is then resumable with repeats."""
     path = base_run.store.path
     before = base_run.table[["score", "judge_status"]]
     base_run.store.close()
-    cols = ("sample_id, judge_id, prompt_version, alpha, beta, cache_key, status, score, description, justification, "
-            "error, raw, parse_path, input_tokens, output_tokens, latency_s, cached, created, truncated")
-    with sqlite3.connect(path) as c:  # rewrite it as vlmxplain 0.1 with schema 3 left it
+    cols = _OLD_COLUMNS + (", truncated" if version >= 3 else "")
+    with sqlite3.connect(path) as c:  # rewrite it as that older vlmxplain left it
         c.execute("ALTER TABLE judgments RENAME TO j4")
-        c.execute(_V3_JUDGMENTS)
+        c.execute(_old_judgments(version))
         c.execute(f"INSERT INTO judgments ({cols}) SELECT {cols} FROM j4")
         c.execute("DROP TABLE j4")
-        c.execute("UPDATE config SET value = '3' WHERE key = 'schema_version'")
+        c.execute("UPDATE config SET value = ? WHERE key = 'schema_version'", (str(version),))
     run = vx.open_run(path.parent)
     assert run.store.get_config("schema_version") == SCHEMA_VERSION == 5
     info = {r[1]: r for r in run.store._conn.execute("PRAGMA table_info(judgments)")}
     assert info["repeat"][5] == 6  # the sixth column of the primary key
     j = run.store.judgments()
-    assert len(j) == N and (j["repeat"] == 0).all() and (j["requests"] == 1).all()
+    assert len(j) == N and (j["repeat"] == 0).all() and (j["requests"] == 1).all() and (j["truncated"] == 0).all()
     assert run.table[["score", "judge_status"]].equals(before)
     run.store.close()
     again = vx.explain(tiny_clf, vx.datasets.shapes(N, seed=3), judge="offline:groundtruth", run_dir=path.parent,

@@ -31,14 +31,14 @@ def migrate(c: sqlite3.Connection, path: Path, version: int) -> None:
     if version == 1:
         _v1_to_v2(c, path)
         version = 2
-    if version == 2:
-        _v2_to_v3(c)
+    if version == 2:  # judgments.truncated: 0 for every existing judgment (none was cut)
+        _add_judgments_column(c, "truncated", 0, version=3)
         version = 3
     if version == 3:
         _v3_to_v4(c)
         version = 4
-    if version == 4:
-        _v4_to_v5(c)
+    if version == 4:  # judgments.requests: 1 for every existing judgment (hedging came with 5)
+        _add_judgments_column(c, "requests", 1, version=5)
         version = 5
     if version != 5:
         raise ValueError(f"run_dir: {path}: unknown run store schema version {version!r}")
@@ -69,22 +69,13 @@ def _v3_to_v4(c: sqlite3.Connection) -> None:
         c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(4),))
 
 
-def _v4_to_v5(c: sqlite3.Connection) -> None:
-    """Schema 4 → 5: ``judgments.requests`` (1 for every existing judgment: hedging came with 5)."""
+def _add_judgments_column(c: sqlite3.Connection, column: str, default: int, *, version: int) -> None:
+    """One step that adds an integer column to the judgments (``default`` for every existing row)."""
     with _transaction(c):
         cols = {r[1] for r in c.execute("PRAGMA table_info(judgments)")}
-        if "requests" not in cols:
-            c.execute("ALTER TABLE judgments ADD COLUMN requests INTEGER NOT NULL DEFAULT 1")
-        c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(5),))
-
-
-def _v2_to_v3(c: sqlite3.Connection) -> None:
-    """Schema 2 → 3: ``judgments.truncated`` (0 for every existing judgment: none was cut)."""
-    with _transaction(c):
-        cols = {r[1] for r in c.execute("PRAGMA table_info(judgments)")}
-        if "truncated" not in cols:
-            c.execute("ALTER TABLE judgments ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0")
-        c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(3),))
+        if column not in cols:
+            c.execute(f"ALTER TABLE judgments ADD COLUMN {column} INTEGER NOT NULL DEFAULT {int(default)}")
+        c.execute("INSERT OR REPLACE INTO config(key, value) VALUES ('schema_version', ?)", (json.dumps(version),))
 
 
 def _v1_to_v2(c: sqlite3.Connection, path: Path) -> None:

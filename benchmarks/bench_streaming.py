@@ -14,6 +14,8 @@
    (all threads of the process; the loopback server runs in its own), and the ratio ``explain()``
    would reach keeping the cores as busy as ``compute_cams`` does (compute_cams CPU-ms ÷ explain
    CPU-ms): below it, cores sat idle (scheduling is ours to win); up to it, only less CPU work helps.
+   Where that CPU goes: CPU-ms per image by thread (load, cams, encode, judge, the writer, torch's
+   OpenMP workers), from ``/proc`` on Linux.
 3. memory: peak RSS of ``explain()`` on 5,000 vs 500 shapes images (each in a fresh process).
 
     python benchmarks/bench_streaming.py [--quick] [--baseline /path/to/main/checkout]
@@ -120,6 +122,67 @@ def judging(concurrency: int, latency: float, sigma: float, n: int, image_format
             "gap_mean_ms": 1e3 * sum(gaps) / len(gaps), "gap_max_ms": 1e3 * max(gaps)}
 
 
+class StageCPU:
+    """CPU seconds per thread group while the block runs, from ``/proc/self/task`` (Linux; empty
+    elsewhere): threads grouped by their Python name without its number (``vlmx-load_3`` →
+    ``vlmx-load``), the calling thread as ``main (writer)``, threads Python does not know (torch's
+    OpenMP workers) as ``torch workers``. A thread that ends is counted up to its last sample."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        import threading
+
+        self.every, self.seconds = every, {}
+        self._stop, self._thread = threading.Event(), threading.Thread(target=self._sample, daemon=True)
+        self._names: dict[int, str] = {}
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+
+    @staticmethod
+    def _times() -> dict[int, float]:
+        tick, out = os.sysconf("SC_CLK_TCK"), {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # ended meanwhile
+                continue
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        return out
+
+    def _sample(self) -> None:
+        import threading
+
+        while True:
+            for t in threading.enumerate():
+                if t.native_id is not None:
+                    self._names.setdefault(t.native_id, t.name)
+            self._last.update(self._times())
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> "StageCPU":
+        import threading
+
+        if os.path.isdir("/proc/self/task"):
+            self._main, self._start = threading.get_native_id(), self._times()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import re
+
+        if not self._thread.is_alive():
+            return
+        self._stop.set()
+        self._thread.join()
+        self._last.update(self._times())
+        for tid, cpu in self._last.items():
+            if tid == self._thread.native_id:
+                continue
+            name = "main (writer)" if tid == self._main else re.sub(r"[-_]?\d+$", "", self._names.get(tid, "torch workers"))
+            self.seconds[name] = self.seconds.get(name, 0.0) + cpu - self._start.get(tid, 0.0)
+
+
 def offline(folder: Path) -> dict:
     import vlmxplain as vx
     from loopback_server import loopback_subprocess
@@ -145,11 +208,13 @@ def offline(folder: Path) -> dict:
                                       ("loopback VLM", "openai:gpt-4o-mini", vlm),
                                       *(jpeg if "image_format" in VLMOptions.model_fields else [])]:
             t0, c0 = time.perf_counter(), time.process_time()
-            run = vx.explain(clf, data, judge=judge, judge_options=options, run_dir=f"{tmp}/{label}", cache=False,
-                             batch_size=16, progress=False, verbose=False)
+            with StageCPU() as stages:
+                run = vx.explain(clf, data, judge=judge, judge_options=options, run_dir=f"{tmp}/{label}",
+                                 cache=False, batch_size=16, progress=False, verbose=False)
             rate = len(data) / (time.perf_counter() - t0)
             assert run.last_summary.judged == len(data), run.last_summary
             out[label], out[f"{label} cpu"] = rate, (time.process_time() - c0) / len(data)
+            out[f"{label} stages"] = {k: v / len(data) for k, v in stages.seconds.items() if v > 0}
     # the faster of two compute_cams timings, one before and one after: a slow moment of the
     # machine never flatters the ratios
     again = cams_rate()
@@ -261,6 +326,9 @@ def main() -> None:
                     line += (f"; {1e3 * cpu:.1f} CPU-ms/img (cores busy {cpu * r[label]:.2f}): at compute_cams' "
                              f"core use it would be {cams_cpu / cpu:.2f}")
                 print(line)
+                if r.get(f"{label} stages"):  # where that CPU went, by thread
+                    by = sorted(r[f"{label} stages"].items(), key=lambda kv: -kv[1])
+                    print("    CPU-ms/img by thread: " + ", ".join(f"{k} {1e3 * v:.1f}" for k, v in by if v >= 5e-5))
         if "memory" in args.only:
             small, large = child("memory", "50" if q else "500"), child("memory", "500" if q else "5000")
             print(f"memory: peak RSS {large['n']} images {large['peak_mb']:.0f} MB vs {small['n']} images "

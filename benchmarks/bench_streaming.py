@@ -179,7 +179,8 @@ class StageCPU:
         for tid, cpu in self._last.items():
             if tid == self._thread.native_id:
                 continue
-            name = "main (writer)" if tid == self._main else re.sub(r"[-_]?\d+$", "", self._names.get(tid, "torch workers"))
+            known = self._names.get(tid, "torch workers")
+            name = "main (writer)" if tid == self._main else re.sub(r"[-_]?\d+$", "", known)
             self.seconds[name] = self.seconds.get(name, 0.0) + cpu - self._start.get(tid, 0.0)
 
 
@@ -318,7 +319,8 @@ def main() -> None:
                   f"{r['compute_cams']:.1f} img/s" + (f", {1e3 * cams_cpu:.1f} CPU-ms/img (cores busy "
                                                       f"{cams_cpu * r['compute_cams']:.2f})" if cams_cpu else ""))
             for label in [k for k in ("faithfulness", "loopback VLM", "loopback VLM, jpeg") if k in r]:
-                line = f"  explain(judge={label}): {r[label]:.1f} img/s ÷ compute_cams = {r[label] / r['compute_cams']:.2f}"
+                line = (f"  explain(judge={label}): {r[label]:.1f} img/s ÷ compute_cams = "
+                        f"{r[label] / r['compute_cams']:.2f}")
                 if cams_cpu and f"{label} cpu" in r:
                     # the control: the ratio explain() would reach keeping the cores as busy as
                     # compute_cams does; what is left below it is idle cores, above it CPU work

@@ -133,7 +133,8 @@ class Run:
         samples = self.store.samples().drop(columns=["meta"])
         cams = self.store.cams()[["id", "prediction", "confidence"]]
         keep = ["id", "score", "judge_status", "judge", "description", "justification", "error", "parse_path",
-                "input_tokens", "output_tokens", "requests", "latency_s", "cached", "truncated", "repeat", "prompt_version"]
+                "input_tokens", "output_tokens", "requests", "latency_s", "cached", "truncated", "repeat",
+                "prompt_version"]
         df = samples.merge(cams, on="id", how="left").merge(judgments[keep], on="id", how=how)
         skipped = self.store.skipped_ids()
         status = df["judge_status"].fillna("pending").replace({"not_sent": "pending", "rejected": "failed"}).astype(object)

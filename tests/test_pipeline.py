@@ -85,27 +85,32 @@ def test_threshold_and_alpha_beta_change_later_without_cams(lite0, tmp_path):
 
 
 def test_cache_second_run_in_new_dir_makes_zero_judge_calls(tmp_path):
+    torch.manual_seed(0)  # an untrained net: without a seed, which maps come out blank varies by run
     clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
     data = vx.datasets.shapes(12, seed=3)
     first, second = CountingJudge(), CountingJudge()
-    vx.explain(clf, data, judge=first, run_dir=tmp_path / "a", progress=False, verbose=False)
+    a = vx.explain(clf, data, judge=first, run_dir=tmp_path / "a", progress=False, verbose=False)
+    sent = 12 - a.last_summary.no_attention  # a blank map is recorded as such, never sent to a judge
     run = vx.explain(clf, data, judge=second, run_dir=tmp_path / "b", progress=False, verbose=False)
-    assert first.calls == 12 and second.calls == 0
-    assert run.last_summary.cached == 12 and run.table["cached"].all()
+    assert sent >= 6 and first.calls == sent and second.calls == 0
+    assert run.last_summary.cached == sent and run.table["cached"].sum() == sent
     assert run.table["score"].tolist() == vx.open_run(tmp_path / "a").table["score"].tolist()
     third = CountingJudge()
     vx.explain(clf, data, judge=third, run_dir=tmp_path / "c", cache=False, progress=False, verbose=False)
-    assert third.calls == 12  # cache off: asked again
+    assert third.calls == sent  # cache off: asked again
 
 
 def test_rerun_of_finished_run_recomputes_nothing(tmp_path):
+    torch.manual_seed(0)  # an untrained net: without a seed, which maps come out blank varies by run
     clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
     data = vx.datasets.shapes(10, seed=4)
     judge = CountingJudge()
-    vx.explain(clf, data, judge=judge, run_dir=tmp_path / "r", progress=False, verbose=False)
+    first = vx.explain(clf, data, judge=judge, run_dir=tmp_path / "r", progress=False, verbose=False)
+    sent = 10 - first.last_summary.no_attention  # a blank map is recorded as such, never sent to a judge
     again = vx.explain(clf, data, judge=judge, run_dir=tmp_path / "r", progress=False, verbose=False)
     s = again.last_summary
-    assert judge.calls == 10 and s.already_done == 10 and s.cams_computed == 0 and s.processed == 0
+    assert sent >= 5 and judge.calls == sent
+    assert s.already_done == 10 and s.cams_computed == 0 and s.processed == 0
 
 
 RESUME_SCRIPT = textwrap.dedent(

@@ -7,7 +7,7 @@ accepted class indices, optional object mask). Images are decoded one at a time 
 from .core import Dataset, Entry, ListDataset, Sample, SampleRef
 from .gallery import GALLERY, GalleryPhoto, gallery
 from .open import open_dataset
-from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, InputSkipped, Skipped, load_image, load_mask
+from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, DecodeSize, InputSkipped, Skipped, load_image, load_mask
 from .shapes import SHAPE_NAMES, ShapesConfig, ShapesDataset, shapes, to_tensors
 from .sources import IMAGE_EXTENSIONS, folder, from_csv, from_list, resolve_classes, resolve_label
 
@@ -18,6 +18,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SHAPE_NAMES",
     "Dataset",
+    "DecodeSize",
     "Entry",
     "GalleryPhoto",
     "InputSkipped",

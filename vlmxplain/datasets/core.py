@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from ..core.checks import check_int
-from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, InputSkipped, Skipped, load_image, load_mask
+from .loading import (DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, FULL_SIZE, DecodeSize, InputSkipped, Skipped,
+                      load_image, load_mask)
 
 __all__ = ["Dataset", "Entry", "ListDataset", "Sample", "SampleRef"]
 
@@ -61,6 +62,11 @@ class Dataset(collections.abc.Sequence):
     def _load(self, i: int) -> Sample:
         raise NotImplementedError
 
+    def _load_at_least(self, i: int, at_least: DecodeSize) -> Sample:
+        """Hook for sources that can decode at a reduced scale (files); others decode fully (as
+        ``data[i]`` does, so a subclass that overrides ``__getitem__`` keeps working)."""
+        return self[i]
+
     def _id(self, i: int) -> str:
         return self._ref(i).id
 
@@ -88,6 +94,12 @@ class Dataset(collections.abc.Sequence):
         if not -n <= i < n:
             raise IndexError(f"index {i} out of range for dataset {self.name!r} of {n} samples")
         return i + n if i < 0 else i
+
+    def load(self, i: int, *, at_least: DecodeSize | None = None) -> Sample:
+        """Sample ``i`` (as ``data[i]``); with ``at_least``, a JPEG file larger than that needs may
+        be decoded at 1/2, 1/4 or 1/8 scale, never below it (what ``explain`` does: much faster
+        for large photos). Its mask, if any, is scaled with it."""
+        return self[i] if at_least is None else self._load_at_least(self._index(i), at_least)
 
     @property
     def ids(self) -> list[str]:
@@ -151,6 +163,9 @@ class _Subset(Dataset):
     def _load(self, i: int) -> Sample:
         return self.parent._load(self.indices[i])
 
+    def _load_at_least(self, i: int, at_least: DecodeSize) -> Sample:
+        return self.parent._load_at_least(self.indices[i], at_least)
+
     def subset(self, indices: Iterable[int]) -> Dataset:
         return _Subset(self.parent, [self.indices[self._index(i)] for i in indices])
 
@@ -213,14 +228,20 @@ class ListDataset(Dataset):
         return SampleRef(id=e.id, path=e.path, label=e.label, targets=e.targets, meta=dict(e.meta))
 
     def _load(self, i: int) -> Sample:
+        return self._load_at_least(i, None)
+
+    def _load_at_least(self, i: int, at_least: DecodeSize | None) -> Sample:
         e = self.entries[i]
         try:
             source = e.source() if callable(e.source) else e.source
-            image = load_image(source, max_pixels=self.max_pixels, min_side=self.min_side)
+            image = load_image(source, max_pixels=self.max_pixels, min_side=self.min_side, at_least=at_least)
             mask = None
             if e.mask is not None:
                 mask_source: Callable[[], Any] | Any = e.mask
-                mask = load_mask(mask_source() if callable(mask_source) else mask_source, size=image.size)
+                full = image.info.get(FULL_SIZE, image.size)  # a mask matches the image's full size
+                mask = load_mask(mask_source() if callable(mask_source) else mask_source, size=full)
+                if full != image.size:  # ... and is scaled with a reduced decode
+                    mask = np.asarray(Image.fromarray(mask).resize(image.size, Image.Resampling.NEAREST))
         except InputSkipped as err:
             raise err.with_context(e.id, e.path) from None
         return Sample(

@@ -28,10 +28,11 @@ from ..cams.extract import check_autocast
 from ..core.catalog import closest_values
 from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
                            validate_threshold)
-from ..core.defaults import DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
+from ..core.defaults import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE,
+                             DEFAULT_THRESHOLD, PREVIEW_SIZE)
 from ..core.host_memory import frozen_existing_objects, keep_freed_memory_on, releasing_freed_memory
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
-from ..datasets import Dataset, from_list
+from ..datasets import Dataset, DecodeSize, from_list
 from ..judges import Judge, make_judge
 from ..models.classifiers import Classifier, load_classifier
 from ..store import JudgmentCache, Run, RunStore
@@ -41,6 +42,9 @@ from .stages import ExplainSummary, Stream
 from .versions import library_versions
 
 __all__ = ["ExplainSummary", "align_targets", "check_shard", "default_workers", "encode_workers", "explain", "shard_of"]
+
+#: ``explain(decode=...)``: a large JPEG decoded at a reduced scale that covers what the run uses, or every pixel
+DECODE_MODES = ("reduced", "full")
 
 
 def default_workers() -> int:
@@ -150,6 +154,7 @@ def explain(
     autocast: str | None = None,
     shard: tuple[int, int] | None = None,
     repeats: int = 1,
+    decode: str = "reduced",
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -167,6 +172,10 @@ def explain(
     (repeated sampling, with e.g. ``judge_options={"temperature": 0.7}``): each answer is its own
     judgment (repeat 0..n-1), cached and resumed like a single one; ``run.table`` shows repeat 0
     and ``run.repeats()`` every answer (see :func:`vlmxplain.metrics.reliability`).
+    ``decode="reduced"`` (default) decodes a JPEG larger than the run uses at 1/2, 1/4 or 1/8
+    scale (the decoder's DCT scaling), never below the stored preview (longest side 512) or the
+    model's input size: several times faster for camera photos, with previews and maps within a
+    small tolerance of a full decode (see the README); ``"full"`` decodes every pixel.
 
     A batch judge (``openai-batch:<model>``, ``gemini-batch:<model>``) submits the pending
     judgments as provider jobs and returns at once (``run.last_summary.batch``); calling ``explain``
@@ -194,6 +203,8 @@ def explain(
     if limit is not None:
         check_int("limit", limit)
     check_autocast(autocast)
+    if decode not in DECODE_MODES:
+        raise ValueError(f"decode: one of {', '.join(map(repr, DECODE_MODES))}, got {decode!r}")
     shard = check_shard(shard)
     clf = load_classifier(classifier, device=device or "auto") if isinstance(classifier, str) else classifier
     if device is not None:
@@ -272,7 +283,8 @@ def explain(
         loaded, with_cams, requests = (queue.Queue(maxsize=2 * batch_size), queue.Queue(maxsize=2 * batch_size),
                                        queue.Queue(maxsize=depth))
         encoders = [encode_workers()]
-        stream.spawn("load", stream.load, dataset, pending, loaded, workers, preprocess)
+        at_least = None if decode == "full" else DecodeSize(PREVIEW_SIZE, (clf.input_size[1], clf.input_size[0]))
+        stream.spawn("load", stream.load, dataset, pending, loaded, workers, preprocess, at_least)
         stream.spawn("cams", stream.cams, clf, method, dict(cam_options or {}), batch_size, loaded, with_cams,
                      encoders[0], autocast)
         work = stream.sample_work(list(clf.class_names))

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..cams.extract import cams_for_batch
 from ..core.records import Judgment
-from ..datasets import Dataset, InputSkipped, Sample
+from ..datasets import Dataset, DecodeSize, InputSkipped, Sample
 from ..judges import Judge
 from ..judges.base import Request, Stopped
 from ..masks.images import preview_bytes, preview_of
@@ -165,13 +165,14 @@ class Stream:
 
     # -- stages --------------------------------------------------------------------------------
     def load(self, dataset: Dataset, indices: Iterable[int], out: queue.Queue, workers: int,
-             preprocess: Callable[[Sample], Any]) -> None:
-        """Decode samples (and preprocess those that need a CAM) in ``workers`` threads, in order,
-        ``out`` gets ``(sample, tensor or None)``; unreadable inputs go to the writer as skipped."""
+             preprocess: Callable[[Sample], Any], at_least: DecodeSize | None = None) -> None:
+        """Decode samples (``at_least``: no more of a large JPEG than that) and preprocess those that
+        need a CAM, in ``workers`` threads, in order; ``out`` gets ``(sample, tensor or None)``;
+        unreadable inputs go to the writer as skipped."""
 
         def one(i: int) -> tuple[str, Any, Any]:
             try:
-                sample = dataset[i]
+                sample = dataset.load(i, at_least=at_least)
             except InputSkipped as err:
                 ref = dataset.ref(i)
                 return "skip", ref, err.reason

@@ -16,7 +16,10 @@
    CPU-ms): below it, cores sat idle (scheduling is ours to win); up to it, only less CPU work helps.
    Where that CPU goes: CPU-ms per image by thread (load, cams, encode, judge, the writer, torch's
    OpenMP workers), from ``/proc`` on Linux.
-3. memory: peak RSS of ``explain()`` on 5,000 vs 500 shapes images (each in a fresh process).
+3. large: ``explain()`` on camera-sized JPEGs (4032×3024) with ``decode="reduced"`` (the default:
+   DCT-scaled decoding that still covers the preview and the model's input) ÷ ``decode="full"``,
+   with the reduced run's maps and previews against the full run's (control: two photos' maps).
+4. memory: peak RSS of ``explain()`` on 5,000 vs 500 shapes images (each in a fresh process).
 
     python benchmarks/bench_streaming.py [--quick] [--baseline /path/to/main/checkout]
 
@@ -224,6 +227,62 @@ def offline(folder: Path) -> dict:
     return out
 
 
+def camera_folder(root: Path, n: int, size: tuple[int, int] = (4032, 3024)) -> Path:
+    """``n`` distinct camera-sized JPEGs: the gallery's photos blown up, mirrored, with sensor-like
+    noise (the fine detail a camera's files have and a plain upscale lacks)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    import vlmxplain as vx
+
+    gallery = vx.datasets.gallery()
+    out = root / "camera"
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        im = gallery[k % len(gallery)].image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        im = ImageOps.mirror(im) if (k // len(gallery)) % 2 else im
+        noisy = np.asarray(im, np.float32) + rng.normal(0, 8, (size[1], size[0], 3)).astype(np.float32)
+        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(out / f"camera-{k:03d}.jpg", quality=90)
+    return out
+
+
+def large_photos(folder: Path) -> dict:
+    """``explain()`` on camera-sized JPEGs with ``decode="reduced"`` (the default) and ``"full"``,
+    and how far the reduced run's maps and previews are from the full run's."""
+    import numpy as np
+
+    import vlmxplain as vx
+    from vlmxplain.masks.saliency import saliency
+
+    clf = vx.load_classifier("efficientnet_lite0", device="cpu")
+    data = vx.datasets.folder(folder, classes="imagenet")
+    out: dict = {"n": len(data)}
+    with tempfile.TemporaryDirectory() as tmp:
+        vx.explain(clf, data.limit(4), judge="offline:faithfulness", run_dir=f"{tmp}/warm", cache=False,
+                   progress=False, verbose=False)
+        runs = {}
+        for mode in ("full", "reduced"):
+            t0 = time.perf_counter()
+            runs[mode] = vx.explain(clf, data, judge="offline:faithfulness", run_dir=f"{tmp}/{mode}", decode=mode,
+                                    cache=False, progress=False, verbose=False)
+            out[mode] = len(data) / (time.perf_counter() - t0)
+        full, reduced = runs["full"], runs["reduced"]
+        maps, previews, same = [], [], 0
+        for sid in full.table["id"]:
+            a, b = full.cam(sid), reduced.cam(sid)
+            same += a["prediction"] == b["prediction"]
+            maps.append(float(np.abs(saliency(a["map"], (224, 224)) - saliency(b["map"], (224, 224))).max()))
+            previews.append(float(np.abs(np.asarray(full.image(sid), float) - np.asarray(reduced.image(sid), float))
+                                  .mean()))
+        ids = list(full.table["id"])
+        control = float(np.abs(saliency(full.cam(ids[0])["map"], (224, 224))
+                               - saliency(full.cam(ids[1])["map"], (224, 224))).max())
+    out.update(same=same, max_map=max(maps), median_map=float(np.median(maps)), max_preview_mean=max(previews),
+               control=control)
+    return out
+
+
 MEMORY_CHILD = r"""
 import json, os, resource, sys, time
 os.environ["TQDM_DISABLE"] = "1"
@@ -260,7 +319,7 @@ def child(what: str, arg: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller n everywhere (a smoke run)")
-    parser.add_argument("--only", nargs="+", default=["judging", "offline", "memory"])
+    parser.add_argument("--only", nargs="+", default=["judging", "offline", "large", "memory"])
     parser.add_argument("--seeds", type=int, default=3, help="server seeds (latency draws) per lognormal figure")
     parser.add_argument("--baseline", help="sources of another version to measure side by side (e.g. a main checkout)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -275,6 +334,8 @@ def main() -> None:
             print(json.dumps(judging(16, 0.0, 0.0, int(n), fmt)))
         elif what == "offline":
             print(json.dumps(offline(Path(arg))))
+        elif what == "large":
+            print(json.dumps(large_photos(Path(arg))))
         else:
             print(json.dumps(memory(int(arg))))
         return
@@ -331,6 +392,14 @@ def main() -> None:
                 if r.get(f"{label} stages"):  # where that CPU went, by thread
                     by = sorted(r[f"{label} stages"].items(), key=lambda kv: -kv[1])
                     print("    CPU-ms/img by thread: " + ", ".join(f"{k} {1e3 * v:.1f}" for k, v in by if v >= 5e-5))
+        if "large" in args.only and version == "this tree":  # a baseline may lack decode=
+            with tempfile.TemporaryDirectory() as tmp:
+                r = child("large", str(camera_folder(Path(tmp), 8 if q else 24)))
+            print(f"large photos, {r['n']} camera JPEGs 4032×3024, offline:faithfulness: explain "
+                  f"decode='reduced' {r['reduced']:.1f} img/s ÷ decode='full' {r['full']:.1f} img/s = "
+                  f"{r['reduced'] / r['full']:.2f}; against the full decode: {r['same']}/{r['n']} predictions the "
+                  f"same, maps within {r['max_map']:.3f} (median {r['median_map']:.3f}; control, two photos' maps: "
+                  f"{r['control']:.3f}), previews within {r['max_preview_mean']:.2f}/255 on average")
         if "memory" in args.only:
             small, large = child("memory", "50" if q else "500"), child("memory", "500" if q else "5000")
             print(f"memory: peak RSS {large['n']} images {large['peak_mb']:.0f} MB vs {small['n']} images "

@@ -172,7 +172,7 @@ def _decode(source: Any, path: str | None, max_pixels: int | None, min_side: int
         try:
             _check_size(img.size, max_pixels, min_side)
             full = img.size
-            if at_least is not None and img.format == "JPEG":
+            if at_least is not None and img.format in ("JPEG", "MPO"):  # MPO: cameras' JPEG + previews
                 _reduce(img, at_least)
             try:
                 img.load()

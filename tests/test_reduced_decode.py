@@ -67,6 +67,9 @@ def test_a_large_jpeg_decodes_at_the_smallest_scale_that_covers_what_is_used(pho
     assert small.size == (500, 375) and SOURCE_JPEG in small.info
     # a wide panorama keeps the model's input height, not just the preview's
     assert DecodeSize(512, (224, 224)).box((4000, 500)) == (512, 224)
+    for bad in ({"longest": 0}, {"longest": 512, "at_least": (224,)}, {"longest": 512, "at_least": (-1, 2)}):
+        with pytest.raises(ValueError, match="longest|at_least"):
+            DecodeSize(**bad)
 
 
 def test_a_mask_is_scaled_with_a_reduced_image(photos):

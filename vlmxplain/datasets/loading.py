@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -89,6 +90,12 @@ class DecodeSize:
 
     longest: int
     at_least: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.longest, bool) or not isinstance(self.longest, numbers.Integral) or self.longest < 1:
+            raise ValueError(f"longest: a positive number of pixels, got {self.longest!r}")
+        if len(self.at_least) != 2 or any(not isinstance(v, numbers.Integral) or v < 0 for v in self.at_least):
+            raise ValueError(f"at_least: (width, height) in pixels, got {self.at_least!r}")
 
     def box(self, size: tuple[int, int]) -> tuple[int, int]:
         """The least (width, height) an image of ``size`` must keep (never more than ``size``)."""
@@ -212,7 +219,10 @@ def _reduce(img: Image.Image, at_least: DecodeSize) -> None:
     shown = img.size[::-1] if turned else img.size
     need = at_least.box(shown)
     if need != shown:
-        img.draft(None, need[::-1] if turned else need)
+        try:
+            img.draft(None, need[::-1] if turned else need)
+        except Exception:  # noqa: BLE001 - an optimisation only: a decoder that cannot scale decodes fully
+            pass
 
 
 def _source_bytes(source: Any, path: str | None) -> bytes | None:

@@ -33,9 +33,11 @@ import itertools
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,8 +134,6 @@ class StageCPU:
     OpenMP workers) as ``torch workers``. A thread that ends is counted up to its last sample."""
 
     def __init__(self, every: float = 0.02) -> None:
-        import threading
-
         self.every, self.seconds = every, {}
         self._stop, self._thread = threading.Event(), threading.Thread(target=self._sample, daemon=True)
         self._names: dict[int, str] = {}
@@ -153,8 +153,6 @@ class StageCPU:
         return out
 
     def _sample(self) -> None:
-        import threading
-
         while True:
             for t in threading.enumerate():
                 if t.native_id is not None:
@@ -164,16 +162,12 @@ class StageCPU:
                 return
 
     def __enter__(self) -> "StageCPU":
-        import threading
-
         if os.path.isdir("/proc/self/task"):
             self._main, self._start = threading.get_native_id(), self._times()
             self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        import re
-
         if not self._thread.is_alive():
             return
         self._stop.set()

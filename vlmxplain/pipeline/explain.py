@@ -283,8 +283,8 @@ def explain(
         loaded, with_cams, requests = (queue.Queue(maxsize=2 * batch_size), queue.Queue(maxsize=2 * batch_size),
                                        queue.Queue(maxsize=depth))
         encoders = [encode_workers()]
-        height, width = (int(v) for v in clf.input_size)
-        at_least = None if decode == "full" else DecodeSize(PREVIEW_SIZE, (width, height))
+        # what the run uses of an image: the preview and the model's input, (width, height)
+        at_least = None if decode == "full" else DecodeSize(PREVIEW_SIZE, tuple(map(int, clf.input_size[::-1])))
         stream.spawn("load", stream.load, dataset, pending, loaded, workers, preprocess, at_least)
         stream.spawn("cams", stream.cams, clf, method, dict(cam_options or {}), batch_size, loaded, with_cams,
                      encoders[0], autocast)

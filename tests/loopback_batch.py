@@ -364,7 +364,7 @@ class BatchState:
         if fault in _ERRORS:
             return int(fault), {"error": {"code": int(fault), "message": f"injected {fault}", "type": "loopback_error"}}
         content, finish = answer_content(fault, rec, self.owner._score(rec))
-        usage = (100 + len(text) // 4 + 85 * len(images), max(1, len(content or "") // 4))
+        usage = self.owner.reported_usage(text, images, content)
         build = _Handler._gemini_payload if protocol == "gemini" else _Handler._openai_payload
         return 200, build(rec, content, finish, usage)
 

@@ -143,12 +143,15 @@ class LoopbackServer:
     """Threaded OpenAI + Gemini loopback server. ``latency`` seconds are added to every request:
     fixed, or with ``latency_sigma`` > 0 drawn from a lognormal distribution of that mean and
     log-space spread (seeded: the same draws in every run). ``gate=n`` holds every reply until
-    ``n`` requests have arrived (at most ``gate_timeout`` s): a count-based barrier for tests."""
+    ``n`` requests have arrived (at most ``gate_timeout`` s): a count-based barrier for tests.
+    ``usage=(input, output)`` is the token usage every answer reports (default: from its size)."""
 
     def __init__(self, latency: float = 0.0, score: int | Callable[[RecordedRequest], int] = 3,
                  required_key: str | None = None, *, latency_sigma: float = 0.0, seed: int = 0,
-                 gate: int | None = None, gate_timeout: float = 10.0, port: int = 0) -> None:
+                 gate: int | None = None, gate_timeout: float = 10.0, port: int = 0,
+                 usage: tuple[int, int] | None = None) -> None:
         self.port = port  # 0: any free port
+        self.usage = usage
         self.latency = latency
         self.latency_sigma = latency_sigma
         self._rng = random.Random(seed)
@@ -253,6 +256,10 @@ class LoopbackServer:
     def _leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def reported_usage(self, text: str, images: list[bytes], content: str | None) -> tuple[int, int]:
+        """(input, output) tokens an answer reports: ``usage`` if set, else a size-based count."""
+        return self.usage or (100 + len(text) // 4 + 85 * len(images), max(1, len(content or "") // 4))
 
     def _score(self, rec: RecordedRequest) -> int:
         return self.score(rec) if callable(self.score) else int(self.score)
@@ -462,7 +469,7 @@ class _Handler(BaseHTTPRequestHandler):
             rec.status, rec.responded = 200, time.monotonic()
             return self._send(200, None, raw=b"OK", content_type="text/plain")
         content, finish = answer_content(fault, rec, self.owner._score(rec))
-        usage = (100 + len(rec.text) // 4 + 85 * len(rec.images), max(1, len(content or "") // 4))
+        usage = self.owner.reported_usage(rec.text, rec.images, content)
         rec.usage = usage
         build = self._gemini_payload if rec.protocol == "gemini" else self._openai_payload
         payload = build(rec, content, finish, usage)

@@ -73,6 +73,14 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_usd(name: str, value: Any) -> float:
+    """An amount of money: a finite number > 0 (USD)."""
+    x = _number(name, value)
+    if x <= 0:
+        raise ValueError(f"{name}: must be > 0 (USD), got {value!r}")
+    return x
+
+
 def check_score(name: str, value: Any) -> float:
     """A score in [0, 5]."""
     return _in_range(name, value, SCORE_MIN, SCORE_MAX, "in 0..5")

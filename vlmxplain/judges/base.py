@@ -64,10 +64,16 @@ def repeat_key(key: str, repeat: int) -> str:
 
 @dataclass
 class Stopped:
-    """Why a judge stopped sending: ``reason`` (the first fatal reply) and ``hint`` (what to fix)."""
+    """Why a judge stopped sending: ``reason`` (the first fatal reply, or the spending cap) and
+    ``hint`` (what to fix); ``unsent`` is what the questions never sent record as their reason."""
 
     reason: str
     hint: str = ""
+    unsent: str = ""
+
+    @property
+    def unsent_reason(self) -> str:
+        return self.unsent or f"an earlier request failed with {self.reason}"
 
     def __str__(self) -> str:
         return f"{self.reason}; {self.hint}" if self.hint else self.reason
@@ -94,6 +100,10 @@ class Judge(ABC):
     def concurrency(self) -> int:
         """Requests this judge keeps in flight (1 for judges that compute their answer)."""
         return 1
+
+    def cap_spend(self, limit_usd: float, spent_usd: float = 0.0, *, batch: bool = False) -> None:
+        """Send nothing past ``limit_usd`` of spend (VLM judges; ``explain(..., max_cost=...)``)."""
+        raise ValueError(f"max_cost: judge {self.id!r} makes no paid requests (max_cost is for VLM judges)")
 
     def view_bytes(self, item: JudgeInput) -> bytes:
         """The bytes of what this judge is shown (default: the masked image's raw pixels)."""

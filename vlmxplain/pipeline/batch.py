@@ -214,14 +214,25 @@ class BatchStream(Stream):
         self.spool = self.store.run_dir / SPOOL_DIR
 
     def judging(self, inp) -> None:
-        opts = self.judge.batch_options
+        opts, cap = self.judge.batch_options, self.judge.spend_cap
         chunk: _Chunk | None = None
+        over_cap: Stopped | None = None
+        earlier: int | None = None  # requests of earlier calls still in flight (charged to the cap)
         try:
             while (request := self.get(inp)) is not END:
                 hit = self._cache_get(request.key)
                 if hit is not None:
                     self.write("judgment", request.sample_id, hit, request.key, True, request.repeat)
                     continue
+                if cap is not None:
+                    usd = self.judge.request_usd(request)
+                    if earlier is None:  # their payloads are gone: each counted at this request's estimate
+                        earlier = self.jobs.in_flight_count(self.judge.id)
+                        cap.settle(0.0, earlier * usd)
+                    if not cap.reserve(usd):
+                        over_cap = self.judge.over_cap(usd)
+                        self._unsent(request, over_cap)
+                        break
                 if chunk is not None and chunk.bytes and chunk.bytes + len(request.payload[0]) * 4 // 3 > opts.max_bytes_per_job:
                     self.write("submit", chunk.close())
                     chunk = None
@@ -234,11 +245,23 @@ class BatchStream(Stream):
             if chunk is not None:
                 self.write("submit", chunk.close())
                 chunk = None
+            if over_cap is not None:  # after the jobs that fit are submitted (the writer keeps the order)
+                self.write("halt", over_cap)
+                while (request := self.get(inp)) is not END:
+                    self._unsent(request, over_cap)
         finally:
             if chunk is not None:  # stopped: nothing of it was submitted
                 chunk.close().path.unlink(missing_ok=True)
 
+    def _unsent(self, request: Any, stopped: Stopped) -> None:
+        self.write("judgment", request.sample_id, self.judge.unsent(stopped.unsent_reason), request.key, False,
+                   request.repeat)
+
     def _apply(self, msg: tuple) -> None:
+        if msg[0] == "halt":  # the spending cap: nothing more is prepared
+            self.stopped = msg[1]
+            self.halt.set()
+            return
         if msg[0] != "submit":
             return super()._apply(msg)
         chunk: _Chunk = msg[1]

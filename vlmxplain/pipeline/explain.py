@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..cams import CostlyMethodWarning, get_cam_method
 from ..cams.extract import check_autocast
 from ..core.catalog import closest_values
-from ..core.checks import (check_flag, check_int, check_options, check_run_dir, validate_mask_params,
+from ..core.checks import (check_flag, check_int, check_options, check_run_dir, check_usd, validate_mask_params,
                            validate_threshold)
 from ..core.defaults import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE,
                              DEFAULT_THRESHOLD, PREVIEW_SIZE)
@@ -41,7 +41,8 @@ from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, o
 from .stages import ExplainSummary, Stream
 from .versions import library_versions
 
-__all__ = ["ExplainSummary", "align_targets", "check_shard", "default_workers", "encode_workers", "explain", "shard_of"]
+__all__ = ["ExplainSummary", "align_targets", "cap_spending", "check_shard", "count_spent", "default_workers",
+           "encode_workers", "explain", "shard_of"]
 
 #: ``explain(decode=...)``: a large JPEG decoded at a reduced scale that covers what the run uses, or every pixel
 DECODE_MODES = ("reduced", "full")
@@ -70,6 +71,20 @@ def _judging(judge: Judge, cache: JudgmentCache | str | Path | bool) -> Iterator
         judge.close()
         if opened is not None:
             opened.close()
+
+
+def cap_spending(judge: Judge, max_cost: Any) -> None:
+    """Give ``judge`` a spending cap of ``max_cost`` USD (None: no cap). Raises ``ValueError`` for
+    a judge that pays for nothing or whose model has no price."""
+    if max_cost is not None:
+        judge.cap_spend(check_usd("max_cost", max_cost), batch=is_batch(judge))
+
+
+def count_spent(judge: Judge, store: RunStore) -> None:
+    """Charge a capped judge with what its answers already stored in this run cost."""
+    cap = getattr(judge, "spend_cap", None)
+    if cap is not None:
+        cap.settle(0.0, judge.tokens_usd(*store.paid_tokens(judge.id)))
 
 
 def shard_of(sample_id: str, n: int) -> int:
@@ -155,6 +170,7 @@ def explain(
     shard: tuple[int, int] | None = None,
     repeats: int = 1,
     decode: str = "reduced",
+    max_cost: float | None = None,
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -176,6 +192,10 @@ def explain(
     scale (the decoder's DCT scaling), never below the stored preview (longest side 512) or the
     model's input size: several times faster for camera photos, with previews and maps within a
     small tolerance of a full decode (see the README); ``"full"`` decodes every pixel.
+    ``max_cost`` (USD) caps what the judge spends in this run directory, earlier calls included: a
+    request is sent only while the recorded spend, the estimates of the requests on the wire and
+    its own fit; the first that does not stops judging, and a call with a larger ``max_cost``
+    judges the rest (see :func:`cap_spending`).
 
     A batch judge (``openai-batch:<model>``, ``gemini-batch:<model>``) submits the pending
     judgments as provider jobs and returns at once (``run.last_summary.batch``); calling ``explain``
@@ -217,6 +237,7 @@ def explain(
         the_judge = make_judge(judge, classifier=clf, **judge_options)
     except TypeError as err:  # an option the judge does not take (the message names it, not its value)
         raise ValueError(f"judge_options: {err}") from None
+    cap_spending(the_judge, max_cost)  # a judge that cannot be capped fails here, before the run exists
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
     store = RunStore(run_dir)
     lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)
@@ -245,6 +266,7 @@ def explain(
         clear_spool(run_dir)
         with open_cache(cache) as judgment_cache:
             collect(store, the_judge, judgment_cache, batch)
+    count_spent(the_judge, store)  # after the jobs that finished are ingested (those in flight: see BatchStream)
     done = store.judged_repeats(the_judge.id, the_judge.prompt_version, alpha, beta, include_failed=not retry_failed)
     if batch is not None:
         for sid, ks in BatchJobs(store).in_flight_repeats(the_judge.id, the_judge.prompt_version, alpha, beta).items():

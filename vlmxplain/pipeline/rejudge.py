@@ -15,7 +15,7 @@ from ..models import Classifier, resolve_classifier
 from ..store import JudgmentCache, Run
 from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
-from .explain import _judging, encode_workers
+from .explain import _judging, cap_spending, count_spent, encode_workers
 from .stages import END, ExplainSummary, Stream
 
 
@@ -30,6 +30,7 @@ def rejudge(
     classifier: Classifier | None = None,
     cache: JudgmentCache | str | Path | bool = True,
     repeats: int = 1,
+    max_cost: float | None = None,
     progress: bool = True,
     make_current: bool = True,
 ) -> Run:
@@ -41,7 +42,8 @@ def rejudge(
     with ``explain``. A judge that needs the classifier (``offline:faithfulness``) gets
     ``classifier``, or the run's own classifier rebuilt from its recorded spec. ``repeats=n``
     asks for ``n`` answers per sample (see :func:`~vlmxplain.pipeline.explain.explain`); a rerun
-    with a larger ``n`` asks only for the answers still missing.
+    with a larger ``n`` asks only for the answers still missing. ``max_cost`` (USD) caps what the
+    judge spends in this run, as in ``explain``.
     """
     t0 = time.perf_counter()
     view = run.view
@@ -55,6 +57,7 @@ def rejudge(
         the_judge = make_judge(spec, classifier=classifier, **(judge_options or {}))
     except NeedsClassifier:
         the_judge = make_judge(spec, classifier=reload_classifier(run), **(judge_options or {}))
+    cap_spending(the_judge, max_cost)
     store = run.store
     lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)
     store.record_judge(the_judge.settings())
@@ -63,6 +66,7 @@ def rejudge(
         clear_spool(store.run_dir)
         with open_cache(cache) as judgment_cache:  # under the lock taken above
             collect(store, the_judge, judgment_cache, batch)
+    count_spent(the_judge, store)  # after the jobs that finished are ingested
     done = store.judged_repeats(the_judge.id, the_judge.prompt_version, a, b)
     if batch is not None:
         for sid, ks in BatchJobs(store).in_flight_repeats(the_judge.id, the_judge.prompt_version, a, b).items():

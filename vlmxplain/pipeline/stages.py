@@ -312,7 +312,7 @@ class Stream:
         if stopped is not None:
             self.stopped = stopped
             self.halt.set()
-            reason = f"an earlier request failed with {stopped.reason}"
+            reason = stopped.unsent_reason
             while (request := self.get(inp)) is not END:
                 self.write("judgment", request.sample_id,
                            Judgment.unsent(self.judge.id, self.judge.prompt_version, reason), request.key, False,

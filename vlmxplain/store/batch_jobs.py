@@ -151,6 +151,12 @@ class BatchJobs:
             out.setdefault(sid, set()).add(int(k))
         return out
 
+    def in_flight_count(self, judge_id: str) -> int:
+        """Requests of this judge (any prompt version, alpha or beta) in jobs not yet ingested."""
+        rows = self._rows("SELECT COUNT(*) FROM batch_requests r JOIN batch_jobs j ON j.nonce = r.nonce WHERE "
+                          "r.state = 'in_flight' AND j.state IN ('intent', 'submitted') AND j.judge_id = ?", (judge_id,))
+        return int(rows[0][0]) if rows else 0
+
     def repeats(self, judge_id: str, prompt_version: str) -> int:
         """How many answers per sample this judge's jobs asked for (1 without jobs)."""
         rows = self._rows("SELECT MAX(r.repeat) FROM batch_requests r JOIN batch_jobs j ON j.nonce = r.nonce "

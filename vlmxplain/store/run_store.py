@@ -396,6 +396,13 @@ class RunStore:
             done.setdefault(sid, set()).add(int(k))
         return done
 
+    def paid_tokens(self, judge_id: str) -> tuple[int, int]:
+        """(input, output) tokens the judge's answers in this run were billed for, at every alpha,
+        beta, prompt version and repeat (cache hits cost nothing)."""
+        row = self._conn.execute("SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) "
+                                 "FROM judgments WHERE judge_id=? AND cached=0", (judge_id,)).fetchone()
+        return int(row[0]), int(row[1])
+
     def judgments(self, judge_id: str | None = None, prompt_version: str | None = None,
                   alpha: float | None = None, beta: float | None = None, repeat: int | None = None) -> pd.DataFrame:
         """Judgments, optionally filtered; one row per (sample, judge, prompt version, alpha, beta, repeat)."""

@@ -161,6 +161,13 @@ def _price_for(provider: str, model: str, prices: Mapping[str, Any] | None) -> M
     return lookup_price(model, prices)
 
 
+def price_of(judge: str, prices: Mapping[str, Any] | None = None) -> ModelPrice | None:
+    """The price the judge spec ``judge`` is billed at (what :func:`usage_cost` and the spending
+    cap use): local OpenAI-compatible servers are free unless ``prices`` names the model."""
+    parsed = JudgeSpec.parse(judge)
+    return _price_for(parsed.api_provider, parsed.model, prices)
+
+
 def estimate_cost(
     data_or_n: Any,
     judge: Any = "openai:gpt-4o-mini",
@@ -239,11 +246,10 @@ def usage_cost(judge: str, requests: int, input_tokens: int, output_tokens: int,
     """Cost of recorded usage of the judge spec ``judge`` (priced as :func:`estimate_cost` prices it:
     local OpenAI-compatible servers are free unless ``prices`` names the model; offline judges are free)."""
     parsed = JudgeSpec.parse(judge)
-    provider, model = parsed.api_provider, parsed.model
-    if provider == "offline":
+    if parsed.api_provider == "offline":
         return CostEstimate(judge, 0, 0, 0, 0.0, assumptions=["offline judge: no API calls"])
-    price = _price_for(provider, model, prices)
-    notes = [] if price else [f"no price for model {model!r}: pass prices={{{model!r}: {{...}}}}"]
+    price = price_of(judge, prices)
+    notes = [] if price else [f"no price for model {parsed.model!r}: pass prices={{{parsed.model!r}: {{...}}}}"]
     if parsed.is_batch:
         batch = True
         notes.append("batch API price")

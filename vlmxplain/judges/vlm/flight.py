@@ -110,8 +110,10 @@ class Flight:
     """
 
     def __init__(self, attempt: Attempt, emit: Emit, stop: threading.Event, slots: int, *, hedge: bool = False,
-                 blocked: Callable[[], bool] = lambda: False) -> None:
+                 blocked: Callable[[], bool] = lambda: False,
+                 may_hedge: Callable[[Request], bool] = lambda request: True) -> None:
         self._attempt, self._emit, self.stop, self.hedge, self._blocked = attempt, emit, stop, hedge, blocked
+        self._may_hedge = may_hedge  # False: this straggler gets no twin (e.g. the spending cap has no room)
         self._cond = threading.Condition()
         self._free = slots
         self._workers = _Workers(slots)
@@ -175,7 +177,7 @@ class Flight:
             wait = p.wire_since + threshold - now
             if wait > 0:
                 due = wait if due is None else min(due, wait)
-            elif self._free > 0:
+            elif self._free > 0 and self._may_hedge(p.request):
                 p.twin = True
                 p.running.add(1)
                 self._start(p, 1)

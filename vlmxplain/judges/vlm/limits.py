@@ -6,6 +6,7 @@
 - :class:`RetryPolicy` — bounded attempts, exponential backoff with jitter, ``Retry-After``
   honoured (never retried sooner than the server asked).
 - :func:`parse_retry_after` — ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date).
+- :class:`SpendCap` — a ceiling in USD on what a judge spends (``explain(..., max_cost=...)``).
 
 The SDKs' own retries are switched off so that these are the only ones.
 """
@@ -166,3 +167,36 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"RateLimiter(rpm={self.rpm}, tpm={self.tpm})"
+
+
+class SpendCap:
+    """A ceiling on what a judge spends, in USD, shared by all its worker threads.
+
+    A request may start only if the spend so far (``spent``: earlier runs' recorded cost plus the
+    replies of this one), the estimates of the requests still on the wire (``reserved``) and its
+    own estimate stay within ``limit``; each reply then replaces its estimate by what it cost. The
+    total can pass ``limit`` only by how much the replies on the wire exceed their estimates.
+    """
+
+    def __init__(self, limit: float, spent: float = 0.0) -> None:
+        if not limit > 0:
+            raise ValueError(f"a spending cap must be > 0 USD, got {limit!r}")
+        self.limit, self.spent, self.reserved = float(limit), float(spent), 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, usd: float) -> bool:
+        """Set ``usd`` aside for a request about to start; False (nothing set aside) if it does not fit."""
+        with self._lock:
+            if self.spent + self.reserved + usd > self.limit:
+                return False
+            self.reserved += usd
+            return True
+
+    def settle(self, reserved: float, actual: float) -> None:
+        """A request finished (or was never sent): release its ``reserved`` estimate, add its ``actual`` cost."""
+        with self._lock:
+            self.reserved = max(0.0, self.reserved - reserved)
+            self.spent += actual
+
+    def __repr__(self) -> str:
+        return f"SpendCap(limit=${self.limit:.4f}, spent=${self.spent:.4f}, on the wire=${self.reserved:.4f})"

@@ -1,0 +1,153 @@
+"""The spending cap, ``explain(..., max_cost=...)``: the real ``openai`` / ``google-genai`` clients talk
+to the loopback server, which reports a fixed token usage per answer (that of the judge's own
+estimate), so what a capped run may send is arithmetic. Properties: the recorded cost never
+passes the cap; the spend of earlier calls (any alpha/beta) counts, so a cap it already fills sends
+nothing; a later call with a larger cap asks exactly the rest; hedged twins and batch submissions
+fit the cap too (batch requests still in flight count); a judge with no price, or nothing to pay
+for, and a cap that is not an amount are refused before the run exists."""
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+from loopback_server import LoopbackServer
+from test_batch import TINY
+from test_hedging import STRAGGLER, asked, stream
+from test_vlm_judges import FAST, build, make_item
+
+import vlmxplain as vx
+
+SDK_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL",
+           "GOOGLE_GENAI_API_VERSION", "GOOGLE_GENAI_USE_VERTEXAI", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path, monkeypatch):
+    for name in SDK_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-CAP-1234567890")
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-CAP-0987654321")
+    monkeypatch.setenv("VLMXPLAIN_CACHE", str(tmp_path / "cache" / "judgments.sqlite"))
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tiny_clf, tmp_path_factory):
+    """Eight shapes with their CAMs (an offline run): what a VLM judge is shown for each."""
+    data = vx.datasets.shapes(8, seed=3)
+    run = vx.explain(tiny_clf, data, judge="offline:groundtruth", run_dir=tmp_path_factory.mktemp("cams") / "run",
+                     progress=False, verbose=False)
+    return data, run
+
+
+def spec(provider: str, server: LoopbackServer, **options) -> dict:
+    if provider == "openai-batch":
+        return dict(judge="openai-batch:gpt-4o-mini", judge_options={"base_url": server.openai_base_url, **TINY,
+                                                                     **options})
+    if provider == "openai":
+        return dict(judge="openai:gpt-4o-mini", judge_options={"base_url": server.openai_base_url, **options})
+    return dict(judge="gemini:gemini-2.5-flash", judge_options={"base_url": server.url, **options})
+
+
+def estimates(run, judge: str, batch: bool = False) -> tuple[float, int]:
+    """The judge's largest per-request estimate over the run's samples: (USD, tokens in + out)."""
+    j = vx.make_judge(judge)
+    j.cap_spend(1.0, batch=batch)
+    requests = [j.prepare(run.judge_input(sid)) for sid in run.table["id"]]
+    return max(j.request_usd(r) for r in requests), max(r.payload[2] for r in requests)
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_the_cap_holds_across_calls_and_a_larger_one_asks_exactly_the_rest(tiny_clf, shapes_run, tmp_path, provider):
+    data, cams = shapes_run
+    e, tokens = estimates(cams, {"openai": "openai:gpt-4o-mini", "gemini": "gemini:gemini-2.5-flash"}[provider])
+    with LoopbackServer(usage=(tokens - 300, 300)) as server:  # every answer costs exactly the estimate e
+        judge = spec(provider, server, concurrency=1)
+        run = vx.explain(tiny_clf, data, run_dir=tmp_path / "a", progress=False, verbose=False, max_cost=3.2 * e,
+                         **judge)
+        s, t = run.last_summary, run.table
+        assert len(server.requests) == 3  # the fourth would take the spend to 4e > 3.2e
+        assert run.cost().usd == pytest.approx(3 * e) and run.cost().usd <= 3.2 * e
+        assert "max_cost" in s.problem and s.not_sent == 5 and s.judged == 3
+        left = t[t["judge_status"] != "ok"]
+        reasons = left["error"].dropna()  # samples not yet prepared when judging stopped have no row
+        assert len(left) == 5 and len(reasons) >= 1 and reasons.str.contains("spending cap").all()
+
+        # the spend recorded by the earlier call counts: the same cap sends nothing more
+        again = vx.explain(tiny_clf, data, run_dir=tmp_path / "a", progress=False, verbose=False, max_cost=3.2 * e,
+                           **judge)
+        assert len(server.requests) == 3 and again.last_summary.not_sent == 5 and "max_cost" in again.last_summary.problem
+
+        done = vx.explain(tiny_clf, data, run_dir=tmp_path / "a", progress=False, verbose=False, max_cost=100 * e,
+                          **spec(provider, server, concurrency=4))
+        assert len(server.requests) == 8 and len({r.images[0] for r in server.requests}) == 8  # each asked once
+        assert (done.table["judge_status"] == "ok").all() and done.last_summary.problem is None
+        assert done.cost().usd == pytest.approx(8 * e)
+
+        # another alpha: the judge's spend at every view counts (8e spent, one more request fits in 9.5e)
+        again = vx.rejudge(done, alpha=10, max_cost=8.5 * e, progress=False, **judge)
+        assert len(server.requests) == 8 and "max_cost" in again.last_summary.problem
+        other = vx.rejudge(done, alpha=10, max_cost=9.5 * e, progress=False, **judge)
+        assert len(server.requests) == 9 and other.last_summary.judged == 1 and other.last_summary.not_sent == 7
+
+
+def test_hedged_twins_are_sent_only_where_the_cap_has_room(loopback_server):
+    items = [make_item(i) for i in range(12)]
+    probe = build("openai", loopback_server)
+    probe.cap_spend(1.0)
+    requests = [probe.prepare(it) for it in items]
+    e, tokens = max(probe.request_usd(r) for r in requests), max(r.payload[2] for r in requests)
+    loopback_server.usage = (tokens - 300, 300)  # each answer costs e (the largest estimate)
+    for cap, twinned in ((12.5 * e, False), (16 * e, True)):  # the control: room for the twins
+        loopback_server.reset()
+        loopback_server.add_fault("slow", match=STRAGGLER, times=1, delay=1.0)
+        judge = build("openai", loopback_server, concurrency=4, hedge=True, **FAST)
+        judge.cap_spend(cap)
+        got = stream(judge, items)
+        assert all(j.ok for _, j in got.values())
+        assert got["s0"][0].hedged is twinned and (len(asked(loopback_server, STRAGGLER)) == 2) is twinned
+        billed = sum(j.requests for _, j in got.values())
+        assert billed * e <= cap + 1e-12 and judge.spend_cap.spent == pytest.approx(billed * e)
+        for thread in [t for t in threading.enumerate() if t.name == "vlmx-judge"]:
+            thread.join(timeout=15)
+
+
+def test_batch_submissions_fit_the_cap_with_the_jobs_in_flight_counted(tiny_clf, shapes_run, tmp_path):
+    data, cams = shapes_run
+    e, tokens = estimates(cams, "openai-batch:gpt-4o-mini", batch=True)  # at the batch price
+    with LoopbackServer(usage=(tokens - 300, 300)) as server:
+        server.batch.outcome = None  # jobs stay in progress until the test finishes them
+        judge = spec("openai-batch", server)
+        run = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False, max_cost=2.5 * e, **judge)
+        assert run.last_summary.submitted == 2 == len(server.batch.lines) and "max_cost" in run.last_summary.problem
+        # the two in flight are charged at the estimate: nothing more fits
+        again = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False, max_cost=2.5 * e,
+                           **judge)
+        assert again.last_summary.submitted == 0 and len(server.batch.lines) == 2
+        server.batch.finish("completed")
+        collected = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False,
+                               max_cost=2.5 * e, **judge)
+        assert collected.last_summary.batch.judged == 2 and collected.last_summary.submitted == 0
+        assert collected.cost().usd == pytest.approx(2 * e) and collected.cost().usd <= 2.5 * e
+        rest = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False, max_cost=8.5 * e,
+                          **judge)
+        assert rest.last_summary.submitted == 6 and len(server.batch.lines) == 8 and rest.last_summary.problem is None
+
+
+@pytest.mark.parametrize("value", [0, -1.0, True, "five", math.nan, math.inf])
+def test_a_cap_that_is_not_an_amount_is_refused_before_the_run_exists(tiny_clf, tmp_path, value):
+    with pytest.raises(ValueError, match="max_cost"):
+        vx.explain(tiny_clf, vx.datasets.shapes(2), judge="openai:gpt-4o-mini", run_dir=tmp_path / "r",
+                   max_cost=value, progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("judge, why", [
+    ("offline:groundtruth", "makes no paid requests"),
+    ("openai-compatible:qwen2.5-vl@http://127.0.0.1:9/v1", "not billed per token"),
+    ("openai:gpt-unpriced", "no price for model 'gpt-unpriced'"),
+])
+def test_a_judge_that_cannot_be_capped_is_refused_before_the_run_exists(tiny_clf, tmp_path, judge, why):
+    with pytest.raises(ValueError, match=why):
+        vx.explain(tiny_clf, vx.datasets.shapes(2), judge=judge, run_dir=tmp_path / "r", max_cost=1.0, progress=False)
+    assert not (tmp_path / "r").exists()

@@ -43,11 +43,21 @@ def test_default_run_dirs_differ_by_data():
         ({"data": "shapes:n10"}, "data"), ({"run_dir": ""}, "run_dir"), ({"classifier": ""}, "classifier"),
         ({"classifier": "shortcut:1.5"}, "classifier"), ({"classifier": "/no/model.pt"}, "classifier"),
         ({"betta": 0.5}, "betta"),
+        ({"max_cost": 5.0}, "max_cost"),  # the default judge is offline: it bills nothing
+        ({"judge": "openai:gpt-4o-mini", "max_cost": 0}, "max_cost"),
+        ({"judge": "openai:gpt-4o-mini", "max_cost": "lots"}, "max_cost"),
+        ({"judge": "openai:gpt-4o-mini", "max_cost": True}, "max_cost"),
+        ({"judge": "openai-compatible:qwen@http://127.0.0.1:8000/v1", "max_cost": 1.0}, "max_cost"),
     ],
 )
 def test_bad_values_fail_naming_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name}"):
         vxp.PipelineParams.check(**kwargs)
+
+
+def test_a_spending_cap_is_an_amount_for_a_billed_judge():
+    p = vxp.PipelineParams.check(judge="gemini-batch:gemini-2.5-flash", max_cost=20)
+    assert p.max_cost == 20.0 and isinstance(p.max_cost, float) and vxp.PipelineParams.check().max_cost is None
 
 
 def test_unknown_parameter_suggests_the_closest_name():

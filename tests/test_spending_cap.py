@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import pytest
 from loopback_server import LoopbackServer
@@ -151,3 +152,19 @@ def test_a_judge_that_cannot_be_capped_is_refused_before_the_run_exists(tiny_clf
     with pytest.raises(ValueError, match=why):
         vx.explain(tiny_clf, vx.datasets.shapes(2), judge=judge, run_dir=tmp_path / "r", max_cost=1.0, progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_readme_spending_cap_example_runs_against_the_loopback_server(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("**A spending cap.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    with LoopbackServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+        out = capsys.readouterr().out
+        assert "the spending cap max_cost=$0.0010 is reached" in out and "8 requests" in out
+        run = namespace["run"]
+        assert (run.table["judge_status"] == "ok").all()
+        assert len(server.requests) == 8 == len({r.images[0] for r in server.requests})  # nothing asked twice
+        assert 0 < run.cost().usd <= 0.01

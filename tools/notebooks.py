@@ -42,7 +42,8 @@ def _literal(value: Any) -> str:
 
 def _annotation(value: Any, field: Any) -> str:
     if value is None or type(None) in typing.get_args(field.annotation):
-        inner = "int" if int in typing.get_args(field.annotation) or _is_int(field.annotation) else "str"
+        inner = ("int" if int in typing.get_args(field.annotation) or _is_int(field.annotation)
+                 else "float" if _is_float(field.annotation) else "str")
         return f'"Optional[{inner}]"'
     if isinstance(value, bool):
         return "bool"
@@ -53,6 +54,11 @@ def _annotation(value: Any, field: Any) -> str:
 
 def _is_int(annotation: Any) -> bool:
     return any(typing.get_origin(a) is typing.Annotated and typing.get_args(a)[0] is int
+               for a in typing.get_args(annotation))
+
+
+def _is_float(annotation: Any) -> bool:
+    return any(a is float or (typing.get_origin(a) is typing.Annotated and typing.get_args(a)[0] is float)
                for a in typing.get_args(annotation))
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from .core.catalog import InputKind
-from .core.checks import Alpha, Beta, PositiveInt, Threshold, looks_secret
+from .core.checks import Alpha, Beta, MaxCost, PositiveInt, Threshold, looks_secret
 from .core.defaults import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_CAM, DEFAULT_JUDGE, DEFAULT_THRESHOLD
 from .core.fields import CamField, ClassifierField, JudgeField
 from .core.params import DirPath, ParamsModel
@@ -76,6 +76,15 @@ class PipelineParams(RunParams):
     """The ``pipeline`` notebook: data → classifier → CAM → judge → quadrant matrix and figures."""
 
     input_kind: InputKind = Field("masked", description="what a VLM judge is shown: masked, overlay or both")
+    max_cost: MaxCost | None = Field(None, description="USD: a VLM judge sends no request that would take its "
+                                     "spend in run_dir past this (a later run with a larger one asks the rest)")
+
+    @model_validator(mode="after")
+    def _cost_needs_a_billed_judge(self) -> "PipelineParams":
+        if self.max_cost is not None and (self.judge.is_offline or self.judge.provider == "openai-compatible"):
+            raise ValueError(f"max_cost: judge {self.judge} bills nothing (max_cost is for openai:, gemini: and "
+                             "batch judges)")
+        return self
 
 
 class QuickstartParams(RunParams):

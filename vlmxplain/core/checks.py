@@ -91,6 +91,7 @@ Alpha = Annotated[float, BeforeValidator(check_alpha)]
 Beta = Annotated[float, BeforeValidator(check_beta)]
 Threshold = Annotated[float, BeforeValidator(validate_threshold)]
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
+MaxCost = Annotated[float, BeforeValidator(lambda value: check_usd("max_cost", value))]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 
 

@@ -51,6 +51,8 @@ def _message(err: dict, known: tuple[str, ...]) -> str:
     msg = str(err.get("msg", ""))
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
+    if not err.get("loc") and msg.partition(":")[0] in known:  # a check across fields names its parameter
+        return msg
     if not msg.startswith(f"{name}:") and not msg.startswith(f"{name} "):
         msg = f"{name}: {msg}"
     if "input" in err and err.get("type") not in ("value_error",) and "got" not in msg:

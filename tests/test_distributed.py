@@ -43,6 +43,30 @@ def test_shards_on_two_dask_workers_merge_into_the_unsharded_run(client, tmp_pat
     assert len(again.table) == 24
 
 
+def test_a_spending_cap_is_the_whole_runs_split_between_the_shards(client, tmp_path):
+    import os
+
+    from loopback_server import LoopbackServer
+
+    torch.manual_seed(0)
+    clf = shapes_classifier(ShapesNet(3), ["circle", "square", "triangle"])
+    data = vx.datasets.shapes(8, seed=3)
+    cams = vx.explain(clf, data, judge="offline:groundtruth", run_dir=tmp_path / "cams", progress=False, verbose=False)
+    probe = vx.make_judge("openai:gpt-4o-mini", api_key="sk-test-probe")
+    probe.cap_spend(1.0)
+    requests = [probe.prepare(cams.judge_input(sid)) for sid in cams.table["id"]]
+    e, tokens = max(probe.request_usd(r) for r in requests), max(r.payload[2] for r in requests)
+    worker_env = {"OPENAI_API_KEY": "sk-test-DASK-1234567890", "VLMXPLAIN_CACHE": str(tmp_path / "cache.sqlite")}
+    client.run(lambda: os.environ.update(worker_env))  # in each worker process
+    with LoopbackServer(usage=(tokens - 300, 300)) as server:  # each answer costs e
+        run = vx.explain_on_dask(clf, data, shards=2, run_dir=tmp_path / "run", client=client, max_cost=3.2 * e,
+                                 judge="openai:gpt-4o-mini", judge_options={"base_url": server.openai_base_url,
+                                                                            "concurrency": 1})
+        # 1.6e per shard: one request each (a cap given to every shard whole would let each send 3)
+        assert len(server.requests) == 2 and run.cost().usd == pytest.approx(2 * e)
+        assert all("max_cost" in s["problem"] for s in run.shard_summaries)
+
+
 def test_bad_arguments_fail_before_any_task(client, tmp_path):
     with pytest.raises(ValueError, match="shards"):
         vx.explain_on_dask("efficientnet_lite0", "gallery", shards=0, run_dir=tmp_path / "r", client=client)

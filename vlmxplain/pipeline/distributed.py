@@ -21,6 +21,7 @@ from typing import Any
 from ..datasets import Dataset, open_dataset
 from ..models import Classifier, resolve_classifier
 from ..store import Run, merge_runs
+from ..core.checks import check_usd
 from .explain import check_shard, explain
 
 
@@ -52,6 +53,14 @@ def _shard_dirs(shards: int, run_dir: str | os.PathLike, options: dict[str, Any]
     return [shard_dir(run_dir, k, shards) for k in range(shards)]
 
 
+def _shard_options(options: dict[str, Any], shards: int) -> dict[str, Any]:
+    """What each shard's ``explain`` gets: ``max_cost`` is the whole run's, split evenly between the
+    shards (each shard's store keeps its own spend)."""
+    if options.get("max_cost") is None:
+        return options
+    return {**options, "max_cost": check_usd("max_cost", options["max_cost"]) / shards}
+
+
 def _merged(dirs: list[Path], run_dir: str | os.PathLike, summaries: list[dict[str, Any]]) -> Run:
     run = merge_runs(dirs, into=run_dir)
     run.shard_summaries = summaries
@@ -62,12 +71,13 @@ def explain_on_dask(classifier: Classifier | str, data: Dataset | str, *, shards
                     client: Any = None, **options: Any) -> Run:
     """``explain()`` in ``shards`` Dask tasks, merged into ``run_dir``; returns the merged run, with
     each shard's summary in ``run.shard_summaries``. ``client``: a ``distributed.Client`` (default:
-    the current one). ``options`` go to :func:`~vlmxplain.explain` (``judge``, ``cam``, ``device``…)."""
+    the current one). ``options`` go to :func:`~vlmxplain.explain` (``judge``, ``cam``, ``device``…;
+    ``max_cost`` is the whole run's: each shard may spend ``max_cost / shards``)."""
     try:
         import distributed
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise ImportError('explain_on_dask needs Dask distributed: pip install "vlmxplain[dask]"') from None
-    dirs = _shard_dirs(shards, run_dir, options, "explain_on_dask")
+    dirs, options = _shard_dirs(shards, run_dir, options, "explain_on_dask"), _shard_options(options, shards)
     client = client or distributed.get_client()
     futures = [client.submit(explain_shard, classifier, data, check_shard((k, shards)), str(d), options, pure=False,
                              key=f"vlmxplain-shard-{k}-of-{shards}-{os.fspath(run_dir)}")
@@ -85,7 +95,7 @@ def explain_on_ray(classifier: Classifier | str, data: Dataset | str, *, shards:
         import ray
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise ImportError('explain_on_ray needs Ray: pip install "vlmxplain[ray]"') from None
-    dirs = _shard_dirs(shards, run_dir, options, "explain_on_ray")
+    dirs, options = _shard_dirs(shards, run_dir, options, "explain_on_ray"), _shard_options(options, shards)
     task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(explain_shard)
     refs = [task.remote(classifier, data, check_shard((k, shards)), str(d), options) for k, d in enumerate(dirs)]
     return _merged(dirs, run_dir, ray.get(refs))

@@ -168,3 +168,38 @@ def test_readme_spending_cap_example_runs_against_the_loopback_server(tmp_path, 
         assert (run.table["judge_status"] == "ok").all()
         assert len(server.requests) == 8 == len({r.images[0] for r in server.requests})  # nothing asked twice
         assert 0 < run.cost().usd <= 0.01
+
+
+def test_an_answer_asked_again_keeps_what_the_one_it_replaces_was_billed(tmp_path):
+    from vlmxplain.core.records import Judgment
+    from vlmxplain.store import RunStore
+
+    store = RunStore(tmp_path / "r")
+    where = dict(alpha=25.0, beta=0.6, cache_key="k")
+    truncated = Judgment.failure("openai:gpt-4o-mini", "v1", "truncated", input_tokens=100, output_tokens=10)
+    store.put_judgment("a", truncated, cached=False, **where)
+    store.put_judgment("a", Judgment(judge_id="openai:gpt-4o-mini", prompt_version="v1", score=3.0, input_tokens=200,
+                                     output_tokens=20), cached=False, **where)  # retry_failed: a new, billed answer
+    row = store.judgments().set_index("id").loc["a"]
+    assert (row["input_tokens"], row["output_tokens"], row["requests"], row["judge_status"]) == (300, 30, 2, "ok")
+    assert store.paid_tokens("openai:gpt-4o-mini") == (300, 30)
+    # nothing carried from an error that billed nothing, nor into a cache hit (which costs nothing)
+    store.put_judgment("b", Judgment.failure("openai:gpt-4o-mini", "v1", "HTTP 500"), cached=False, **where)
+    store.put_judgment("b", Judgment(judge_id="openai:gpt-4o-mini", prompt_version="v1", score=2.0, input_tokens=50,
+                                     output_tokens=5), cached=False, **where)
+    store.put_judgment("c", truncated, cached=False, **where)
+    store.put_judgment("c", Judgment(judge_id="openai:gpt-4o-mini", prompt_version="v1", score=1.0), cached=True,
+                       **where)
+    rows = store.judgments().set_index("id")
+    assert (rows.loc["b", "input_tokens"], rows.loc["b", "requests"]) == (50, 1)
+    assert (rows.loc["c", "input_tokens"], rows.loc["c", "cached"]) == (0, 1)
+    # writes in one transaction() commit together or not at all (batch ingestion: an answer and its request state)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.put_judgment("d", truncated, cached=False, **where)
+            raise RuntimeError("killed between the two writes")
+    assert "d" not in set(store.judgments()["id"])
+    with store.transaction():
+        store.put_judgment("d", truncated, cached=False, **where)
+        store.put_judgment("e", truncated, cached=False, **where)
+    assert {"d", "e"} <= set(store.judgments()["id"])

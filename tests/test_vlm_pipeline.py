@@ -320,4 +320,9 @@ def test_every_sample_ends_judged_or_failed_with_reason_under_faults(
     again = Counter(asked_about(r, names) for r in server.requests[sent:])
     assert again == Counter({sid for sid, plan in PLAN.items() if plan[1] == "failed"})
     assert (fixed.table["judge_status"] == "ok").all() and fixed.acceptance_rate() == 1.0
+    # the failed answers asked again were billed too: usage counts both rounds' tokens
+    answered = [r for r in server.requests if r.status == 200 and r.fault != "slow"]
+    billed_before = sum(1 for sid in PLAN if (row := t.loc[sid])["input_tokens"] > 0 and row["judge_status"] == "failed")
+    assert fixed.usage() == {"requests": 8 + billed_before, "input_tokens": sum(r.usage[0] for r in answered),
+                             "output_tokens": sum(r.usage[1] for r in answered)}
     assert_never_written(tmp_path, out)

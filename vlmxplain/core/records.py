@@ -52,7 +52,9 @@ class Judgment(BaseModel):
     output_tokens: int = 0
     latency_s: float = 0.0
     #: Requests the provider bills for this answer: 2 when a straggler was sent twice and both went
-    #: on the wire (``hedge=True``; the tokens count both). Retries after an error are not billed.
+    #: on the wire (``hedge=True``; the tokens count both). Retries after an error are not billed. In
+    #: a run store, an answer asked again (``retry_failed``) adds the billed requests and tokens of
+    #: the failed one it replaces.
     requests: int = Field(default=1, ge=1)
     #: True when a text field was longer than :data:`~vlmxplain.core.text.TEXT_LIMIT` and was cut.
     truncated: bool = False

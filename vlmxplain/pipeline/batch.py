@@ -148,11 +148,12 @@ def _ingest(store: RunStore, jobs: BatchJobs, judge: BatchJudge, cache: Judgment
         if entry.state != "in_flight":  # a duplicate line, or already ingested before a kill
             continue
         judgment = judge.interpret(outcome)
-        store.put_judgment(entry.sample_id, judgment, alpha=job.alpha, beta=job.beta, cache_key=entry.cache_key,
-                           cached=False, repeat=entry.repeat)
+        with store.transaction():  # the answer and its request's state together: a kill never ingests it twice
+            store.put_judgment(entry.sample_id, judgment, alpha=job.alpha, beta=job.beta, cache_key=entry.cache_key,
+                               cached=False, repeat=entry.repeat)
+            jobs.mark(cid, "judged" if judgment.ok else "failed", judgment.error)
         if cache is not None:
             cache.put(entry.cache_key, judgment)
-        jobs.mark(cid, "judged" if judgment.ok else "failed", judgment.error)
         entries[cid] = type(entry)(entry.custom_id, entry.sample_id, entry.repeat, entry.cache_key, "done")
         if judgment.ok:
             p.judged += 1

@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -165,19 +165,31 @@ class RunStore:
             raise RunStoreError(f"run_dir: {self.path} was deleted or replaced while the run was writing to it; "
                                 "stopping (nothing more could be saved). Rerun to start again")
 
+    _tx_depth = 0
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._tx_depth:  # inside transaction(): committed with it
+            yield self._conn
+            return
         if self.readonly:
             raise PermissionError(f"run_dir: {self.path} is read-only (opened for reading); copy the run folder "
                                   "somewhere writable to add to it")
         self._check_still_there()
         self._conn.execute("BEGIN IMMEDIATE")
+        self._tx_depth += 1
         try:
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        finally:
+            self._tx_depth -= 1
         self._conn.execute("COMMIT")
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The writes made inside it (by this store's methods) commit together, or not at all."""
+        return self._tx()
 
     # ------------------------------------------------------------------ config
     def set_config(self, **values: Any) -> None:
@@ -364,9 +376,21 @@ class RunStore:
         self, sample_id: str, judgment: Judgment, *, alpha: float, beta: float, cache_key: str, cached: bool,
         repeat: int = 0,
     ) -> None:
-        """Store one answer; ``repeat`` k numbers the k-th answer to the same question (repeated sampling)."""
+        """Store one answer; ``repeat`` k numbers the k-th answer to the same question (repeated sampling).
+        An answer asked again (``retry_failed``) keeps what the one it replaces was billed: its tokens
+        and requests are added, so usage and cost still count every paid request."""
         j = judgment
         with self._tx() as c:
+            if not cached:
+                billed = c.execute(
+                    "SELECT input_tokens, output_tokens, requests FROM judgments WHERE sample_id=? AND judge_id=? "
+                    "AND prompt_version=? AND alpha=? AND beta=? AND repeat=? AND cached=0 AND status IN ('ok', 'failed') "
+                    "AND (COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)) > 0",
+                    (sample_id, j.judge_id, j.prompt_version, float(alpha), float(beta), int(repeat))).fetchone()
+                if billed is not None:
+                    j = j.model_copy(update={"input_tokens": j.input_tokens + int(billed[0] or 0),
+                                             "output_tokens": j.output_tokens + int(billed[1] or 0),
+                                             "requests": j.requests + int(billed[2] or 1)})
             c.execute(
                 "INSERT OR REPLACE INTO judgments(sample_id, judge_id, prompt_version, alpha, beta, cache_key, "
                 "status, score, description, justification, error, raw, parse_path, input_tokens, output_tokens, "

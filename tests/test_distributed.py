@@ -55,7 +55,7 @@ def test_a_spending_cap_is_the_whole_runs_split_between_the_shards(client, tmp_p
     probe = vx.make_judge("openai:gpt-4o-mini", api_key="sk-test-probe")
     probe.cap_spend(1.0)
     requests = [probe.prepare(cams.judge_input(sid)) for sid in cams.table["id"]]
-    e, tokens = max(probe.request_usd(r) for r in requests), max(r.payload[2] for r in requests)
+    e, tokens = max(probe.spend_cap.estimate(r) for r in requests), max(r.payload[2] for r in requests)
     worker_env = {"OPENAI_API_KEY": "sk-test-DASK-1234567890", "VLMXPLAIN_CACHE": str(tmp_path / "cache.sqlite")}
     client.run(lambda: os.environ.update(worker_env))  # in each worker process
     with LoopbackServer(usage=(tokens - 300, 300)) as server:  # each answer costs e

@@ -55,7 +55,7 @@ def estimates(run, judge: str, batch: bool = False) -> tuple[float, int]:
     j = vx.make_judge(judge)
     j.cap_spend(1.0, batch=batch)
     requests = [j.prepare(run.judge_input(sid)) for sid in run.table["id"]]
-    return max(j.request_usd(r) for r in requests), max(r.payload[2] for r in requests)
+    return max(j.spend_cap.estimate(r) for r in requests), max(r.payload[2] for r in requests)
 
 
 @pytest.mark.parametrize("provider", ["openai", "gemini"])
@@ -97,7 +97,7 @@ def test_hedged_twins_are_sent_only_where_the_cap_has_room(loopback_server):
     probe = build("openai", loopback_server)
     probe.cap_spend(1.0)
     requests = [probe.prepare(it) for it in items]
-    e, tokens = max(probe.request_usd(r) for r in requests), max(r.payload[2] for r in requests)
+    e, tokens = max(probe.spend_cap.estimate(r) for r in requests), max(r.payload[2] for r in requests)
     loopback_server.usage = (tokens - 300, 300)  # each answer costs e (the largest estimate)
     for cap, twinned in ((12.5 * e, False), (16 * e, True)):  # the control: room for the twins
         loopback_server.reset()

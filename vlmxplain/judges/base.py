@@ -101,7 +101,10 @@ class Judge(ABC):
         """Requests this judge keeps in flight (1 for judges that compute their answer)."""
         return 1
 
-    def cap_spend(self, limit_usd: float, spent_usd: float = 0.0, *, batch: bool = False) -> None:
+    #: the spending cap :meth:`cap_spend` set (VLM judges)
+    spend_cap: Any = None
+
+    def cap_spend(self, limit_usd: float, *, batch: bool = False) -> None:
         """Send nothing past ``limit_usd`` of spend (VLM judges; ``explain(..., max_cost=...)``)."""
         raise ValueError(f"max_cost: judge {self.id!r} makes no paid requests (max_cost is for VLM judges)")
 

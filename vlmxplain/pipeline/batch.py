@@ -226,12 +226,11 @@ class BatchStream(Stream):
                     self.write("judgment", request.sample_id, hit, request.key, True, request.repeat)
                     continue
                 if cap is not None:
-                    usd = self.judge.request_usd(request)
                     if earlier is None:  # their payloads are gone: each counted at this request's estimate
                         earlier = self.jobs.in_flight_count(self.judge.id)
-                        cap.settle(0.0, earlier * usd)
-                    if not cap.reserve(usd):
-                        over_cap = self.judge.over_cap(usd)
+                        cap.charge(earlier * cap.estimate(request))
+                    if not cap.reserve(request):  # kept for the rest of the call: the jobs answer later
+                        over_cap = cap.stopped(request)
                         self._unsent(request, over_cap)
                         break
                 if chunk is not None and chunk.bytes and chunk.bytes + len(request.payload[0]) * 4 // 3 > opts.max_bytes_per_job:

@@ -77,14 +77,13 @@ def cap_spending(judge: Judge, max_cost: Any) -> None:
     """Give ``judge`` a spending cap of ``max_cost`` USD (None: no cap). Raises ``ValueError`` for
     a judge that pays for nothing or whose model has no price."""
     if max_cost is not None:
-        judge.cap_spend(check_usd("max_cost", max_cost), batch=is_batch(judge))
+        judge.cap_spend(check_usd("max_cost", max_cost))
 
 
 def count_spent(judge: Judge, store: RunStore) -> None:
     """Charge a capped judge with what its answers already stored in this run cost."""
-    cap = getattr(judge, "spend_cap", None)
-    if cap is not None:
-        cap.settle(0.0, judge.tokens_usd(*store.paid_tokens(judge.id)))
+    if judge.spend_cap is not None:
+        judge.spend_cap.charge(judge.spend_cap.usd(*store.paid_tokens(judge.id)))
 
 
 def shard_of(sample_id: str, n: int) -> int:

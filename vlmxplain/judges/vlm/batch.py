@@ -30,7 +30,7 @@ from ...core.checks import describe_option_errors
 from ...core.records import JudgeSettings, Judgment
 from ...core.specs import JudgeSpec
 from ...masks.judge_input import JudgeInput
-from ..base import Judge, Request, Stopped
+from ..base import Judge, Request
 from .core import CallError, Reply, VLMJudge
 from .limits import SpendCap
 
@@ -187,21 +187,13 @@ class BatchJudge(Judge):
         return base.model_copy(update={"judge": self.id, "options": options})
 
     # -- what it costs: the synchronous judge's accounting at the batch price ------------------
-    def cap_spend(self, limit_usd: float, spent_usd: float = 0.0, *, batch: bool = True) -> None:
-        self.sync.cap_spend(limit_usd, spent_usd, batch=True)
+    def cap_spend(self, limit_usd: float, *, batch: bool = True) -> None:
+        """The synchronous judge's cap, at the batch price."""
+        self.sync.cap_spend(limit_usd, batch=True)
 
     @property
     def spend_cap(self) -> SpendCap | None:
         return self.sync.spend_cap
-
-    def tokens_usd(self, input_tokens: float, output_tokens: float) -> float:
-        return self.sync.tokens_usd(input_tokens, output_tokens)
-
-    def request_usd(self, request: Request) -> float:
-        return self.sync.request_usd(request)
-
-    def over_cap(self, next_usd: float) -> Stopped:
-        return self.sync.over_cap(next_usd)
 
     # -- what is answered: the synchronous judge's reply parsing ---------------------------
     def interpret(self, outcome: "Reply | str") -> Judgment:

@@ -28,7 +28,7 @@ from ...core.specs import JudgeSpec
 from ...masks.images import encode_image
 from ...masks.judge_input import JudgeInput, judge_view
 from ..base import Emit, Judge, Request, Stopped, content_key
-from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, cost_usd, image_tokens, lookup_price, price_of, text_tokens
+from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, image_tokens, lookup_price, price_of, text_tokens
 from .flight import Flight, Signal
 from .keys import RedactingFilter, Redactor, Secret, check_env_urls
 from .limits import RateLimiter, RetryPolicy, SpendCap
@@ -68,33 +68,12 @@ class CallError(Exception):
         return f"{self.kind}{status}: {self.message}"
 
 
-class _Spend:
-    """A judge's requests against its spending cap (a no-op without one): each request's estimate
-    is reserved before it is sent (again for a hedged twin) and settled when its judgment is emitted."""
-
-    def __init__(self, judge: "VLMJudge") -> None:
-        self.judge, self.cap = judge, judge.spend_cap
-        self._reserved: dict[int, float] = {}  # id(request) -> USD set aside for it
-
-    def reserve(self, request: Request) -> bool:
-        if self.cap is None:
-            return True
-        usd = self.judge.request_usd(request)
-        if not self.cap.reserve(usd):
-            return False
-        self._reserved[id(request)] = self._reserved.get(id(request), 0.0) + usd
-        return True
-
-    def release(self, request: Request, judgment: Judgment | None = None) -> None:
-        if self.cap is not None:
-            self.cap.settle(self._reserved.pop(id(request), 0.0),
-                            0.0 if judgment is None else self.judge.judgment_usd(judgment))
-
-    def emitting(self, emit: Emit) -> Emit:
-        def settled(request: Request, judgment: Judgment) -> None:
-            self.release(request, judgment)
-            emit(request, judgment)
-        return emit if self.cap is None else settled
+def _settling(cap: SpendCap, emit: Emit) -> Emit:
+    """``emit`` that first settles the request's cost with ``cap``."""
+    def settled(request: Request, judgment: Judgment) -> None:
+        cap.settle(request, judgment)
+        emit(request, judgment)
+    return settled
 
 
 class VLMJudge(Judge):
@@ -181,35 +160,18 @@ class VLMJudge(Judge):
         return image_tokens(price, width, height, self.detail) + text_tokens(self.template.system + prompt) + out
 
     # -- what it costs -------------------------------------------------------------------------
-    def cap_spend(self, limit_usd: float, spent_usd: float = 0.0, *, batch: bool = False) -> None:
-        """Send no request that could take this judge's spend past ``limit_usd`` (``spent_usd``
-        already spent; ``batch``: priced at the batch-API rate): the first request that does not
-        fit stops the stream, as a fatal reply does, and what is left is recorded as never sent
-        (see :class:`~.limits.SpendCap`)."""
+    def cap_spend(self, limit_usd: float, *, batch: bool = False) -> None:
+        """Send no request that could take this judge's spend past ``limit_usd`` (``batch``: priced at
+        the batch-API rate): the first request that does not fit stops the stream, as a fatal reply
+        does, and what is left is recorded as never sent (see :class:`~.limits.SpendCap`)."""
         billed = price_of(self.id)
         if billed is None:
             raise ValueError(f"max_cost: there is no price for model {self.model!r}; add one to "
                              f"vlmxplain.judges.vlm.PRICES[{self.model!r}] (a ModelPrice)")
         if not (billed.input_per_mtok or billed.output_per_mtok):
             raise ValueError(f"max_cost: judge {self.id!r} is not billed per token (a local server is free)")
-        self._billed = (billed, batch)
-        self.spend_cap = SpendCap(limit_usd, spent_usd)
-
-    def tokens_usd(self, input_tokens: float, output_tokens: float) -> float:
-        """What these tokens cost at the price the spending cap uses (0 without a cap)."""
-        price, batch = getattr(self, "_billed", (None, False))
-        return cost_usd(price, input_tokens, output_tokens, batch) or 0.0
-
-    def request_usd(self, request: Request) -> float:
-        """What ``request`` is estimated to cost (its output at ``max_output_tokens``, else the default)."""
-        if isinstance(request.payload, Exception):
-            return 0.0  # a bad input is never sent
-        out = self.options.max_output_tokens or DEFAULT_OUTPUT_TOKENS
-        return self.tokens_usd(max(0, request.payload[2] - out), out)
-
-    def judgment_usd(self, judgment: Judgment) -> float:
-        """What ``judgment``'s recorded tokens cost (both requests of a hedged one)."""
-        return self.tokens_usd(judgment.input_tokens, judgment.output_tokens)
+        self.spend_cap = SpendCap(limit_usd, billed, batch=batch,
+                                  output_tokens=self.options.max_output_tokens or DEFAULT_OUTPUT_TOKENS)
 
     def settings(self) -> JudgeSettings:
         """How this judge is configured, for the run record (no key; URLs never carry credentials)."""
@@ -288,10 +250,12 @@ class VLMJudge(Judge):
         request is sent: the rest are emitted as never sent, and the reason is returned. With
         ``hedge``, stragglers at the end of the stream are sent twice (see :mod:`.flight`)."""
         fatal: list[CallError] = []
-        cap, spend = self.spend_cap, _Spend(self)
+        cap = self.spend_cap
+        if cap is not None:  # each request's estimate set aside before it is sent, its cost charged once emitted
+            emit = _settling(cap, emit)
         flight = Flight(lambda request, give_up, on_wire: self._judge_safe(request, give_up, fatal, on_wire),
-                        spend.emitting(emit), stop, self.options.concurrency, hedge=self.options.hedge,
-                        blocked=lambda: bool(fatal), may_hedge=spend.reserve)
+                        emit, stop, self.options.concurrency, hedge=self.options.hedge, blocked=lambda: bool(fatal),
+                        may_hedge=cap.reserve if cap is not None else lambda request: True)
         checked, over_cap = not self.options.preflight, None
         try:
             for request in requests:
@@ -300,12 +264,11 @@ class VLMJudge(Judge):
                     if unreachable is not None:
                         emit(request, self._unsent(unreachable.reason))
                         return unreachable  # the caller records the rest as never sent
-                if not spend.reserve(request):
-                    over_cap = self.over_cap(self.request_usd(request))
+                if cap is not None and not cap.reserve(request):
+                    over_cap = cap.stopped(request)
                     emit(request, self._unsent(over_cap.unsent))
                     break  # nothing more is pulled: the caller stops producing
                 if not flight.send(request):
-                    spend.release(request)
                     emit(request, self._unsent(self._stop_reason(fatal)))
                     if fatal:
                         break
@@ -316,15 +279,6 @@ class VLMJudge(Judge):
         if fatal:
             return Stopped(self._redact(fatal[0].reason()), self.fatal_hint(fatal[0]))
         return over_cap
-
-    def over_cap(self, next_usd: float) -> Stopped:
-        """Why the stream stops when a request estimated at ``next_usd`` does not fit the cap."""
-        cap = self.spend_cap
-        assert cap is not None
-        return Stopped(f"the spending cap max_cost=${cap.limit:.4f} is reached (${cap.spent + cap.reserved:.4f} "
-                       f"spent or on the wire; the next request is estimated at ${next_usd:.4f})",
-                       "raise max_cost to judge the rest",
-                       unsent=f"not sent: the spending cap max_cost=${cap.limit:.4f} was reached")
 
     #: Where requests go when no URL is configured (the SDKs' defaults).
     default_url: str = ""

@@ -19,6 +19,10 @@ import time
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 
+from ...core.records import Judgment
+from ..base import Request, Stopped
+from .cost import DEFAULT_OUTPUT_TOKENS, ModelPrice, cost_usd
+
 #: HTTP statuses worth retrying: request timeout, conflict/lock, rate limit, server errors.
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 #: Statuses that will fail every request the same way (bad key, no access, unknown model).
@@ -169,34 +173,66 @@ class RateLimiter:
         return f"RateLimiter(rpm={self.rpm}, tpm={self.tpm})"
 
 
+
 class SpendCap:
     """A ceiling on what a judge spends, in USD, shared by all its worker threads.
 
-    A request may start only if the spend so far (``spent``: earlier runs' recorded cost plus the
+    A request may start only if the spend so far (``spent``: earlier calls' recorded cost plus the
     replies of this one), the estimates of the requests still on the wire (``reserved``) and its
     own estimate stay within ``limit``; each reply then replaces its estimate by what it cost. The
     total can pass ``limit`` only by how much the replies on the wire exceed their estimates.
+    Costs are ``price``'s (at the batch-API rate with ``batch``); a request's output is estimated
+    at ``output_tokens``.
     """
 
-    def __init__(self, limit: float, spent: float = 0.0) -> None:
+    def __init__(self, limit: float, price: ModelPrice, *, batch: bool = False,
+                 output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> None:
         if not limit > 0:
             raise ValueError(f"a spending cap must be > 0 USD, got {limit!r}")
-        self.limit, self.spent, self.reserved = float(limit), float(spent), 0.0
+        self.limit, self.price, self.batch, self.output_tokens = float(limit), price, batch, output_tokens
+        self.spent = self.reserved = 0.0
+        self._held: dict[int, float] = {}  # id(request) -> USD set aside for it (twice for a hedged twin)
         self._lock = threading.Lock()
 
-    def reserve(self, usd: float) -> bool:
-        """Set ``usd`` aside for a request about to start; False (nothing set aside) if it does not fit."""
+    def usd(self, input_tokens: float, output_tokens: float) -> float:
+        """What these tokens cost."""
+        return cost_usd(self.price, input_tokens, output_tokens, self.batch) or 0.0
+
+    def estimate(self, request: Request) -> float:
+        """What ``request`` is estimated to cost (``payload[2]``: its input and output tokens)."""
+        if isinstance(request.payload, Exception):
+            return 0.0  # a bad input is never sent
+        return self.usd(max(0, request.payload[2] - self.output_tokens), self.output_tokens)
+
+    def reserve(self, request: Request) -> bool:
+        """Set ``request``'s estimate aside before it is sent; False (nothing set aside) if it does not fit."""
+        usd = self.estimate(request)
         with self._lock:
             if self.spent + self.reserved + usd > self.limit:
                 return False
             self.reserved += usd
+            self._held[id(request)] = self._held.get(id(request), 0.0) + usd
             return True
 
-    def settle(self, reserved: float, actual: float) -> None:
-        """A request finished (or was never sent): release its ``reserved`` estimate, add its ``actual`` cost."""
+    def settle(self, request: Request, judgment: Judgment | None = None) -> None:
+        """``request`` ended: release what was set aside for it and charge what ``judgment`` was billed
+        (its tokens; nothing when it was never sent)."""
+        actual = 0.0 if judgment is None else self.usd(judgment.input_tokens, judgment.output_tokens)
         with self._lock:
-            self.reserved = max(0.0, self.reserved - reserved)
+            self.reserved = max(0.0, self.reserved - self._held.pop(id(request), 0.0))
             self.spent += actual
+
+    def charge(self, usd: float) -> None:
+        """Count ``usd`` as spent (what earlier calls' answers cost)."""
+        with self._lock:
+            self.spent += usd
+
+    def stopped(self, request: Request) -> Stopped:
+        """Why judging stops when ``request`` does not fit."""
+        return Stopped(f"the spending cap max_cost=${self.limit:.4f} is reached (${self.spent + self.reserved:.4f} "
+                       f"spent or on the wire; the next request is estimated at ${self.estimate(request):.4f})",
+                       "raise max_cost to judge the rest",
+                       unsent=f"not sent: the spending cap max_cost=${self.limit:.4f} was reached")
 
     def __repr__(self) -> str:
         return f"SpendCap(limit=${self.limit:.4f}, spent=${self.spent:.4f}, on the wire=${self.reserved:.4f})"

@@ -229,7 +229,7 @@ class BatchStream(Stream):
                     if earlier is None:  # their payloads are gone: each counted at this request's estimate
                         earlier = self.jobs.in_flight_count(self.judge.id)
                         cap.charge(earlier * cap.estimate(request))
-                    if not cap.reserve(request):  # kept for the rest of the call: the jobs answer later
+                    if not cap.reserve(request, settled_later=False):  # its job answers after this call
                         over_cap = cap.stopped(request)
                         self._unsent(request, over_cap)
                         break

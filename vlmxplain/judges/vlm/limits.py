@@ -173,7 +173,6 @@ class RateLimiter:
         return f"RateLimiter(rpm={self.rpm}, tpm={self.tpm})"
 
 
-
 class SpendCap:
     """A ceiling on what a judge spends, in USD, shared by all its worker threads.
 
@@ -204,12 +203,17 @@ class SpendCap:
             return 0.0  # a bad input is never sent
         return self.usd(max(0, request.payload[2] - self.output_tokens), self.output_tokens)
 
-    def reserve(self, request: Request) -> bool:
-        """Set ``request``'s estimate aside before it is sent; False (nothing set aside) if it does not fit."""
+    def reserve(self, request: Request, *, settled_later: bool = True) -> bool:
+        """Set ``request``'s estimate aside before it is sent; False (nothing set aside) if it does not
+        fit. With ``settled_later=False`` (a batch job's request, answered after this call) the
+        estimate is charged as spent at once."""
         usd = self.estimate(request)
         with self._lock:
             if self.spent + self.reserved + usd > self.limit:
                 return False
+            if not settled_later:
+                self.spent += usd
+                return True
             self.reserved += usd
             self._held[id(request)] = self._held.get(id(request), 0.0) + usd
             return True

@@ -4,7 +4,8 @@ estimate), so what a capped run may send is arithmetic. Properties: the recorded
 passes the cap; the spend of earlier calls (any alpha/beta) counts, so a cap it already fills sends
 nothing; a later call with a larger cap asks exactly the rest; hedged twins and batch submissions
 fit the cap too (batch requests still in flight count); a judge with no price, or nothing to pay
-for, and a cap that is not an amount are refused before the run exists."""
+for, and a cap that is not an amount are refused before the run exists. The accounting the cap
+reads: an answer asked again keeps what the failed one it replaces was billed."""
 from __future__ import annotations
 
 import math
@@ -13,23 +14,11 @@ from pathlib import Path
 
 import pytest
 from loopback_server import LoopbackServer
-from test_batch import TINY
+from test_batch import TINY, env  # noqa: F401 - env: the SDKs' environment cleared, test keys set
 from test_hedging import STRAGGLER, asked, stream
 from test_vlm_judges import FAST, build, make_item
 
 import vlmxplain as vx
-
-SDK_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL",
-           "GOOGLE_GENAI_API_VERSION", "GOOGLE_GENAI_USE_VERTEXAI", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
-
-
-@pytest.fixture(autouse=True)
-def env(tmp_path, monkeypatch):
-    for name in SDK_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-CAP-1234567890")
-    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-CAP-0987654321")
-    monkeypatch.setenv("VLMXPLAIN_CACHE", str(tmp_path / "cache" / "judgments.sqlite"))
 
 
 @pytest.fixture(scope="module")

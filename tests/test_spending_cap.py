@@ -108,6 +108,9 @@ def test_batch_submissions_fit_the_cap_with_the_jobs_in_flight_counted(tiny_clf,
     with LoopbackServer(usage=(tokens - 300, 300)) as server:
         server.batch.outcome = None  # jobs stay in progress until the test finishes them
         judge = spec("openai-batch", server)
+        # every CAM first (judging stops at the cap before the stream may have computed them all): what
+        # sync submits later is then every sample not yet submitted
+        vx.explain(tiny_clf, data, run_dir=tmp_path / "b", judge="offline:groundtruth", progress=False, verbose=False)
         run = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False, max_cost=2.5 * e, **judge)
         assert run.last_summary.submitted == 2 == len(server.batch.lines) and "max_cost" in run.last_summary.problem
         # the two in flight are charged at the estimate: nothing more fits
@@ -115,13 +118,13 @@ def test_batch_submissions_fit_the_cap_with_the_jobs_in_flight_counted(tiny_clf,
                            **judge)
         assert again.last_summary.submitted == 0 and len(server.batch.lines) == 2
         server.batch.finish("completed")
-        collected = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False,
-                               max_cost=2.5 * e, **judge)
-        assert collected.last_summary.batch.judged == 2 and collected.last_summary.submitted == 0
+        collected = vx.sync(tmp_path / "b", verbose=False)  # under the cap of the last call: collects, submits nothing
+        assert collected.last_summary.judged == 2 and collected.last_summary.submitted == 0
         assert collected.cost().usd == pytest.approx(2 * e) and collected.cost().usd <= 2.5 * e
-        rest = vx.explain(tiny_clf, data, run_dir=tmp_path / "b", progress=False, verbose=False, max_cost=8.5 * e,
-                          **judge)
-        assert rest.last_summary.submitted == 6 and len(server.batch.lines) == 8 and rest.last_summary.problem is None
+        assert vx.sync(tmp_path / "b", verbose=False).last_summary.submitted == 0  # the cap stays the run's
+        rest = vx.sync(tmp_path / "b", max_cost=8.5 * e, verbose=False)
+        assert rest.last_summary.submitted == 6 and len(server.batch.lines) == 8
+        assert not vx.sync(tmp_path / "b", verbose=False).last_summary.problems
 
 
 @pytest.mark.parametrize("value", [0, -1.0, True, "five", math.nan, math.inf])

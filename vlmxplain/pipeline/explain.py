@@ -81,9 +81,12 @@ def cap_spending(judge: Judge, max_cost: Any) -> None:
 
 
 def count_spent(judge: Judge, store: RunStore) -> None:
-    """Charge a capped judge with what its answers already stored in this run cost."""
-    if judge.spend_cap is not None:
-        judge.spend_cap.charge(judge.spend_cap.usd(*store.paid_tokens(judge.id)))
+    """Record this call's cap in the run (:func:`~vlmxplain.sync` submits under it) and charge a
+    capped judge with what its answers already stored in the run cost."""
+    cap = judge.spend_cap
+    store.set_config(max_cost=None if cap is None else cap.limit)
+    if cap is not None:
+        cap.charge(cap.usd(*store.paid_tokens(judge.id)))
 
 
 def shard_of(sample_id: str, n: int) -> int:

@@ -51,7 +51,7 @@ def judge_from_record(run: Run, judge_options: dict | None = None) -> BatchJudge
 def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | None = None,
          timeout: float | None = None, judge_options: dict | None = None,
          cache: JudgmentCache | str | Path | bool = True, repeats: int | None = None, cancel: bool = False,
-         verbose: bool = True) -> Run:
+         max_cost: float | None = None, verbose: bool = True) -> Run:
     """Collect a batch run: poll its jobs, ingest finished results, submit again the samples of
     expired, failed or cancelled jobs (and any sample with a CAM never submitted); with ``wait``,
     repeat every ``poll_interval`` s (default: the judge's) until nothing is in flight or
@@ -60,9 +60,12 @@ def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | No
 
     ``repeats``: answers per sample (default: as many as the run's jobs asked for).
     ``cancel=True`` asks the provider to cancel the run's open jobs instead and collects what they
-    answered; nothing is submitted (their other samples stay pending for a later call)."""
+    answered; nothing is submitted (their other samples stay pending for a later call).
+    ``max_cost``: the spending cap of what it submits (see ``explain``; default: the cap of the
+    run's last ``explain``/``rejudge``/``sync`` call, so collecting a capped run never spends past it)."""
     run = run if isinstance(run, Run) else open_run(run)
     view = run.view
+    max_cost = run.store.get_config("max_cost") if max_cost is None else max_cost
     start, total = time.monotonic(), BatchProgress()
     lock = run.store.lock()  # one process per run directory, for the whole call
     with lock, open_cache(cache) as judgment_cache:
@@ -73,7 +76,7 @@ def sync(run: Run | str | Path, *, wait: bool = False, poll_interval: float | No
             interval = judge.batch_options.poll_interval if poll_interval is None else float(poll_interval)
             n = repeats or BatchJobs(run.store).repeats(judge.id, judge.prompt_version)
             rejudge(run, judge=judge, alpha=view.alpha, beta=view.beta, repeats=n, progress=False, make_current=False,
-                    cache=judgment_cache if judgment_cache is not None else False)
+                    cache=judgment_cache if judgment_cache is not None else False, max_cost=max_cost)
             p = run.last_summary.batch
             _accumulate(total, p)
             if not wait or p.in_flight == 0 or (timeout is not None and time.monotonic() - start >= timeout):

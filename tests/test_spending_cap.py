@@ -19,6 +19,7 @@ from test_hedging import STRAGGLER, asked, stream
 from test_vlm_judges import FAST, build, make_item
 
 import vlmxplain as vx
+from vlmxplain.experiments.sweep import alpha_beta_sweep
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +196,19 @@ def test_an_answer_asked_again_keeps_what_the_one_it_replaces_was_billed(tmp_pat
         store.put_judgment("d", truncated, cached=False, **where)
         store.put_judgment("e", truncated, cached=False, **where)
     assert {"d", "e"} <= set(store.judgments()["id"])
+
+
+def test_a_sweep_with_a_vlm_judge_is_capped_as_a_whole(tiny_clf, shapes_run, tmp_path, monkeypatch):
+    data, _ = shapes_run
+    run = vx.explain(tiny_clf, data, judge="offline:groundtruth", run_dir=tmp_path / "s", progress=False,
+                     verbose=False)
+    e, tokens = estimates(run, "openai:gpt-4o-mini")
+    with LoopbackServer(usage=(tokens - 300, 300)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+        result = alpha_beta_sweep(run, alphas=[10, 25], betas=[0.6], judge="openai:gpt-4o-mini",
+                                     classifier=tiny_clf, n_boot=0, max_cost=10.5 * e)
+        assert len(server.requests) == 10  # the first cell in full, two of the second: 11e would pass 10.5e
+        assert result.table.sort_values("alpha")["n_judged"].tolist() == [8, 2]
+        alpha_beta_sweep(run, alphas=[10, 25], betas=[0.6], judge="openai:gpt-4o-mini", classifier=tiny_clf,
+                            n_boot=0, max_cost=100 * e)
+        assert len(server.requests) == 16  # the rest, nothing twice

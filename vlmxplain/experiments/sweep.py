@@ -206,12 +206,14 @@ def _mae_ci(diff: np.ndarray, n_boot: int, ci: float, seed: int) -> tuple[float,
 def alpha_beta_sweep(run, alphas: Sequence[float] = PAPER_ALPHAS, betas: Sequence[float] = PAPER_BETAS, *,
                      judge: str | None = None, reference: str | pd.Series = "faithfulness", metric: str = "spearman",
                      classifier=None, threshold: float | None = None, n_boot: int = 1000, ci: float = 0.95,
-                     seed: int = 0, progress: bool = False) -> SweepResult:
+                     seed: int = 0, max_cost: float | None = None, progress: bool = False) -> SweepResult:
     """Judge ``run`` at every alpha × beta and measure agreement with ``reference`` (see module doc).
 
     ``judge`` defaults to the run's judge; judges and references that re-run the classifier use
     ``classifier`` (or the run's own, rebuilt from its record). ``threshold`` (default: the run's)
-    sets the ``low_share`` column (share scored below it).
+    sets the ``low_share`` column (share scored below it). ``max_cost`` (USD, VLM judges) caps what
+    the judge spends in the run over the whole sweep: cells after the cap is reached are judged in
+    part or not at all (their ``n_judged`` says so), and a call with a larger cap judges the rest.
     """
     checked = validate_sweep_params(alphas=list(alphas), betas=list(betas),
                                     reference="faithfulness" if isinstance(reference, pd.Series) else reference,
@@ -224,7 +226,8 @@ def alpha_beta_sweep(run, alphas: Sequence[float] = PAPER_ALPHAS, betas: Sequenc
     rows = []
     for a in checked.alphas:
         for b in checked.betas:
-            rejudge(run, judge=judge, alpha=a, beta=b, classifier=classifier, progress=progress, make_current=False)
+            rejudge(run, judge=judge, alpha=a, beta=b, classifier=classifier, progress=progress, make_current=False,
+                    max_cost=max_cost)
             t = run.table_for(judge=judge, alpha=a, beta=b)
             ok = t[t["judge_status"] == "ok"]
             scores = pd.Series(ok["score"].to_numpy(float), index=ok["id"].astype(str))

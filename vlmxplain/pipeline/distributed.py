@@ -18,10 +18,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from ..core.checks import check_usd
 from ..datasets import Dataset, open_dataset
 from ..models import Classifier, resolve_classifier
 from ..store import Run, merge_runs
-from ..core.checks import check_usd
 from .explain import check_shard, explain
 
 

@@ -40,9 +40,9 @@ def spec(provider: str, server: LoopbackServer, **options) -> dict:
     return dict(judge="gemini:gemini-2.5-flash", judge_options={"base_url": server.url, **options})
 
 
-def estimates(run, judge: str, batch: bool = False) -> tuple[float, int]:
+def estimates(run, judge: str, batch: bool = False, **options) -> tuple[float, int]:
     """The judge's largest per-request estimate over the run's samples: (USD, tokens in + out)."""
-    j = vx.make_judge(judge)
+    j = vx.make_judge(judge, **options)
     j.cap_spend(1.0, batch=batch)
     requests = [j.prepare(run.judge_input(sid)) for sid in run.table["id"]]
     return max(j.spend_cap.estimate(r) for r in requests), max(r.payload[2] for r in requests)
@@ -212,3 +212,25 @@ def test_a_sweep_with_a_vlm_judge_is_capped_as_a_whole(tiny_clf, shapes_run, tmp
         alpha_beta_sweep(run, alphas=[10, 25], betas=[0.6], judge="openai:gpt-4o-mini", classifier=tiny_clf,
                             n_boot=0, max_cost=100 * e)
         assert len(server.requests) == 16  # the rest, nothing twice
+
+
+def test_a_hosted_openai_compatible_model_is_priced_by_its_price_option(tiny_clf, shapes_run, tmp_path):
+    data, cams = shapes_run
+    price = {"input_per_mtok": 1.0, "output_per_mtok": 4.0, "image": "flat", "flat_tokens": 500}
+    with LoopbackServer() as server:
+        spec_ = f"openai-compatible:qwen2.5-vl@{server.openai_base_url}"
+        e, tokens = estimates(cams, spec_, price=price)
+        server.usage = (tokens - 300, 300)  # each answer costs e at this price
+        with pytest.raises(ValueError, match="not billed per token"):  # without a price: a free local server
+            vx.explain(tiny_clf, data, judge=spec_, run_dir=tmp_path / "r", max_cost=1.0, progress=False)
+        options = {"price": price, "concurrency": 1}
+        run = vx.explain(tiny_clf, data, judge=spec_, judge_options=options, run_dir=tmp_path / "r", max_cost=2.5 * e,
+                         progress=False, verbose=False)
+        assert len(server.requests) == 2 and run.cost().usd == pytest.approx(2 * e)
+        assert vx.open_run(tmp_path / "r").cost().usd == pytest.approx(2 * e)  # the price is recorded with the judge
+        estimate = vx.estimate_cost(8, judge=vx.make_judge(spec_, price=price)).usd  # a dry run prices it too
+        assert estimate > 0 and estimate == vx.estimate_cost(8, judge=spec_, prices={"qwen2.5-vl": price}).usd
+        done = vx.explain(tiny_clf, data, judge=spec_, judge_options=options, run_dir=tmp_path / "r",
+                          max_cost=100 * e, progress=False, verbose=False)
+        assert len(server.requests) == 8 and done.cost().usd == pytest.approx(8 * e)
+        assert done.cost(prices={"qwen2.5-vl": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}).usd == 0.0

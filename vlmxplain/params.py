@@ -82,8 +82,8 @@ class PipelineParams(RunParams):
     @model_validator(mode="after")
     def _cost_needs_a_billed_judge(self) -> "PipelineParams":
         if self.max_cost is not None and (self.judge.is_offline or self.judge.provider == "openai-compatible"):
-            raise ValueError(f"max_cost: judge {self.judge} bills nothing (max_cost is for openai:, gemini: and "
-                             "batch judges)")
+            raise ValueError(f"max_cost: judge {self.judge} bills nothing here (max_cost is for openai:, gemini: "
+                             "and batch judges; a priced OpenAI-compatible judge takes it in Python)")
         return self
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from ..core.checks import validate_mask_params
 from ..core.quadrants import QuadrantSummary, quadrant_column, quadrant_summary
 from ..core.records import RunConfig, RunView
+from ..core.specs import JudgeSpec
 from ..core.text import csv_safe
 from ..masks.judge_input import JudgeInput, make_judge_input
 from .batch_jobs import BatchJobs
@@ -199,10 +200,14 @@ class Run:
                 "output_tokens": int(paid["output_tokens"].fillna(0).sum())}
 
     def cost(self, prices: dict | None = None):
-        """:class:`~vlmxplain.judges.vlm.CostEstimate` of :meth:`usage` in USD (``prices`` overrides the table)."""
+        """:class:`~vlmxplain.judges.vlm.CostEstimate` of :meth:`usage` in USD (``prices`` overrides the
+        judge's recorded ``price`` option, which overrides the table)."""
         from ..judges.vlm.cost import usage_cost
 
         u = self.usage()
+        recorded = self.view.judge.options.get("price")
+        if prices is None and recorded:
+            prices = {JudgeSpec.parse(self.judge).model: recorded}
         return usage_cost(self.judge, u["requests"], u["input_tokens"], u["output_tokens"], prices=prices)
 
     # ------------------------------------------------------------------ one sample

@@ -115,7 +115,7 @@ class VLMJudge(Judge):
         self._redact = Redactor(self._key)
         self._log_filter = RedactingFilter(self._redact).install()
         self._client = self._make_client(self._key)
-        self.price: ModelPrice | None = lookup_price(self.model)
+        self.price: ModelPrice | None = o.price or lookup_price(self.model)
         self.spend_cap: SpendCap | None = None
 
     # -- backend hooks -------------------------------------------------------------------
@@ -164,12 +164,13 @@ class VLMJudge(Judge):
         """Send no request that could take this judge's spend past ``limit_usd`` (``batch``: priced at
         the batch-API rate): the first request that does not fit stops the stream, as a fatal reply
         does, and what is left is recorded as never sent (see :class:`~.limits.SpendCap`)."""
-        billed = price_of(self.id)
+        billed = self.options.price or price_of(self.id)
         if billed is None:
-            raise ValueError(f"max_cost: there is no price for model {self.model!r}; add one to "
-                             f"vlmxplain.judges.vlm.PRICES[{self.model!r}] (a ModelPrice)")
+            raise ValueError(f"max_cost: there is no price for model {self.model!r}; pass "
+                             "judge_options={'price': {'input_per_mtok': ..., 'output_per_mtok': ...}}")
         if not (billed.input_per_mtok or billed.output_per_mtok):
-            raise ValueError(f"max_cost: judge {self.id!r} is not billed per token (a local server is free)")
+            raise ValueError(f"max_cost: judge {self.id!r} is not billed per token (a local server is free; a "
+                             "hosted one: pass judge_options={'price': {...}})")
         self.spend_cap = SpendCap(limit_usd, billed, batch=batch,
                                   output_tokens=self.options.max_output_tokens or DEFAULT_OUTPUT_TOKENS)
 

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict
 
 from ...core.records import Judgment
 from ...core.specs import JudgeSpec
-from .options import VLMOptions
 from .prompts import get_template
 
 ImageModel = Literal["tile", "patch", "gemini", "flat"]
@@ -192,6 +191,8 @@ def estimate_cost(
     n = int(data_or_n) if isinstance(data_or_n, int) else len(data_or_n)
     if n < 0:
         raise ValueError(f"data_or_n must be >= 0, got {n}")
+    from .options import VLMOptions  # options name ModelPrice: imported here, not at the top
+
     if isinstance(getattr(judge, "options", None), VLMOptions):  # a built VLM judge
         spec, opts, provider, model = judge.id, judge.options, judge.provider, judge.model
         batch = batch or JudgeSpec.parse(judge.id).is_batch
@@ -205,7 +206,7 @@ def estimate_cost(
     notes: list[str] = []
     if provider == "offline":
         return CostEstimate(spec, 0, 0, 0, 0.0, assumptions=["offline judge: no API calls"])
-    price = _price_for(provider, model, prices)
+    price = opts.price if opts.price is not None and model not in (prices or {}) else _price_for(provider, model, prices)
     if price is None:
         notes.append(f"no price for model {model!r}: pass prices={{{model!r}: {{...}}}}; "
                      "image tokens estimated with the gpt-4o formula")

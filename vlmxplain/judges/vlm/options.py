@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ...core.specs import check_url
 from ...masks.judge_input import InputKind
+from .cost import ModelPrice
 from .prompts import PromptTemplate, get_template
 
 Detail = Literal["auto", "low", "medium", "high"]
@@ -40,6 +41,9 @@ class VLMOptions(BaseModel):
     api_key_env: str | None = Field(None, description="environment variable holding the key (openai-compatible)")
     structured: bool = Field(True, description="openai-compatible: send a json_schema response_format")
     preflight: bool = Field(True, description="check once that the endpoint accepts connections before sending")
+    price: ModelPrice | None = Field(None, description="what the model costs (USD per 1M tokens; a dict or a "
+                                     "ModelPrice): for a model not in PRICES or a hosted OpenAI-compatible "
+                                     "provider; cost estimates, run.cost() and max_cost use it")
     hedge: bool = Field(False, description="once nothing is left to send, send a straggler (on the wire past the "
                         "75th latency percentile) a second time on a free slot; the first answer wins, both are billed")
 

@@ -17,47 +17,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from collections.abc import Iterable, Mapping
-
-from pydantic import BaseModel, ConfigDict
 
 from ...core.records import Judgment
 from ...core.specs import JudgeSpec
+from .options import VLMOptions
+from .prices import BATCH_DISCOUNT, ImageModel, ModelPrice
 from .prompts import get_template
 
-ImageModel = Literal["tile", "patch", "gemini", "flat"]
-
-
-class ModelPrice(BaseModel):
-    """Price and image-token model of one VLM (USD per 1M tokens)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    input_per_mtok: float
-    output_per_mtok: float
-    image: ImageModel = "tile"
-    image_base: int = 85  # tile: tokens at low detail / base per image
-    image_tile: int = 170  # tile: per 512-px tile (openai) or per 768-px tile (gemini: 258)
-    patch_multiplier: float = 1.0
-    flat_tokens: int = 0  # image == "flat": tokens per image (local servers vary)
-    #: batch-API prices (USD / 1M tokens); None: :data:`BATCH_DISCOUNT` × the standard price
-    batch_input_per_mtok: float | None = None
-    batch_output_per_mtok: float | None = None
-    note: str = ""
-
-    def per_mtok(self, batch: bool = False) -> tuple[float, float]:
-        """(input, output) USD per 1M tokens, at the batch-API rate when ``batch``."""
-        if not batch:
-            return self.input_per_mtok, self.output_per_mtok
-        return (self.input_per_mtok * BATCH_DISCOUNT if self.batch_input_per_mtok is None else self.batch_input_per_mtok,
-                self.output_per_mtok * BATCH_DISCOUNT if self.batch_output_per_mtok is None
-                else self.batch_output_per_mtok)
-
-
-#: The providers' batch APIs (OpenAI Batch, Gemini Batch Mode) charge half the standard price; a
-#: price with ``batch_input_per_mtok``/``batch_output_per_mtok`` set overrides it per model.
-BATCH_DISCOUNT = 0.5
+__all__ = ["BATCH_DISCOUNT", "PRICES", "CostEstimate", "ImageModel", "ModelPrice", "actual_cost", "cost_usd",
+           "estimate_cost", "image_tokens", "lookup_price", "price_of", "text_tokens", "usage_cost"]
 
 #: Built-in price table (USD / 1M tokens, standard tier). Override per call with ``prices=``.
 PRICES: dict[str, ModelPrice] = {
@@ -191,8 +161,6 @@ def estimate_cost(
     n = int(data_or_n) if isinstance(data_or_n, int) else len(data_or_n)
     if n < 0:
         raise ValueError(f"data_or_n must be >= 0, got {n}")
-    from .options import VLMOptions  # options name ModelPrice: imported here, not at the top
-
     if isinstance(getattr(judge, "options", None), VLMOptions):  # a built VLM judge
         spec, opts, provider, model = judge.id, judge.options, judge.provider, judge.model
         batch = batch or JudgeSpec.parse(judge.id).is_batch

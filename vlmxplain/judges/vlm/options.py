@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ...core.specs import check_url
 from ...masks.judge_input import InputKind
-from .cost import ModelPrice
+from .prices import ModelPrice
 from .prompts import PromptTemplate, get_template
 
 Detail = Literal["auto", "low", "medium", "high"]

@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,13 @@ def ideal_seconds(durations: list[float], slots: int) -> float:
     for d in durations:
         heapq.heappush(free, heapq.heappop(free) + d)
     return max(free)
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """A t-interval for the mean of ``values`` (the seeds are independent draws of the latencies)."""
+    from scipy import stats
+
+    return stats.t.interval(level, len(values) - 1, loc=statistics.fmean(values), scale=stats.sem(values))
 
 
 def judging(concurrency: int, latency: float, sigma: float, n: int, image_format: str = "png",
@@ -313,7 +321,8 @@ def child(what: str, arg: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller n everywhere (a smoke run)")
-    parser.add_argument("--only", nargs="+", default=["judging", "offline", "large", "memory"])
+    parser.add_argument("--only", nargs="+", default=["judging", "offline", "large", "memory"],
+                        help="sections; 'lognormal' runs only the judging section's lognormal rows (PNG)")
     parser.add_argument("--seeds", type=int, default=3, help="server seeds (latency draws) per lognormal figure")
     parser.add_argument("--baseline", help="sources of another version to measure side by side (e.g. a main checkout)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -340,14 +349,16 @@ def main() -> None:
     for version, src in versions.items():
         os.environ["VX_SRC"] = src
         print(f"--- {version} ({src})")
-        if "judging" in args.only:
-            n = 64 if q else 320
-            for fmt in ("png", "jpeg") if version == "this tree" else ("png",):  # a baseline may lack it
-                cap = child("capacity", f"{n},{fmt}")
-                print(f"[{fmt}] judging capacity of this machine (zero latency, concurrency 16): "
-                      f"{cap['judged'] / cap['seconds']:.1f} img/s")
+        if "judging" in args.only or "lognormal" in args.only:  # lognormal: those rows alone, PNG
+            n, whole = 64 if q else 320, "judging" in args.only
+            latencies = (("fixed", 0.0),) * whole + (("lognormal σ=0.8", 0.8),)
+            for fmt in ("png", "jpeg") if version == "this tree" and whole else ("png",):  # a baseline may lack it
+                if whole:
+                    cap = child("capacity", f"{n},{fmt}")
+                    print(f"[{fmt}] judging capacity of this machine (zero latency, concurrency 16): "
+                          f"{cap['judged'] / cap['seconds']:.1f} img/s")
                 hedging = ("", "hedge") if version == "this tree" and fmt == "png" else ("",)
-                for (label, sigma), hedge in itertools.product((("fixed", 0.0), ("lognormal σ=0.8", 0.8)), hedging):
+                for (label, sigma), hedge in itertools.product(latencies, hedging):
                     ratios = []
                     for seed in range(args.seeds if sigma else 1):  # the draws differ with the server's seed
                         r = child("judging", f"{sigma},{n},{fmt},{hedge},{seed}")
@@ -364,8 +375,10 @@ def main() -> None:
                               f"to return; reply → next request {r['gap_mean_ms']:.0f} ms on average, "
                               f"{r['gap_max_ms']:.0f} ms at most)")
                     if len(ratios) > 1:
+                        low, high = mean_interval(ratios)
                         print(f"  ... {label}{', hedge=True' if hedge else ''} over {len(ratios)} seeds: mean "
-                              f"{sum(ratios) / len(ratios):.2f}, {min(ratios):.2f}–{max(ratios):.2f}")
+                              f"{sum(ratios) / len(ratios):.3f} (95 % CI {low:.3f}–{high:.3f}), per seed "
+                              f"{min(ratios):.2f}–{max(ratios):.2f}")
         if "offline" in args.only:
             with tempfile.TemporaryDirectory() as tmp:
                 r = child("offline", str(photo_folder(Path(tmp), 48 if q else 256)))

@@ -82,16 +82,36 @@ class QuadrantSummary:
         when it is a cell's value."""
         return get_view("quadrant_matrix")(self, ax=ax, title=title)
 
+    def intervals(self, level: float = 0.95) -> pd.DataFrame:
+        """Each quadrant's count and share with its Wilson score interval at ``level`` (columns
+        ``count``, ``share``, ``ci_low``, ``ci_high``; NaN when nothing is judged).
+
+        The interval is where the quadrant's share of the population the judged samples come from
+        lies, if they are a random sample of it: of the whole dataset for a run stopped early in
+        ``explain``'s default shuffled order (not for failures, which need not be random)."""
+        from scipy.stats import binomtest
+
+        if not 0 < level < 1:
+            raise ValueError(f"level: a confidence level between 0 and 1, got {level!r}")
+        bounds = [binomtest(int(self.counts[q]), self.total).proportion_ci(level, method="wilson")
+                  if self.total else None for q in QUADRANTS]
+        return pd.DataFrame({"count": self.counts, "share": self.shares,
+                             "ci_low": [np.nan if b is None else b.low for b in bounds],
+                             "ci_high": [np.nan if b is None else b.high for b in bounds]}, index=list(QUADRANTS))
+
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"count": self.counts, "share": self.shares})
+        """:meth:`intervals` at 95 %."""
+        return self.intervals()
 
     def _repr_html_(self) -> str:
-        shares = self.shares
+        frame = self.intervals()
         rows = "".join(
-            f"<tr><th>{q}</th><td>{int(self.counts[q])}</td><td>{shares[q]:.1%}</td></tr>" for q in QUADRANTS
+            f"<tr><th>{q}</th><td>{int(r['count'])}</td><td>{r['share']:.1%}</td>"
+            f"<td>{'' if np.isnan(r['ci_low']) else f'{r.ci_low:.1%}–{r.ci_high:.1%}'}</td></tr>"
+            for q, r in frame.iterrows()
         )
         extra = f"<p>threshold {self.threshold:g}; {self.total} judged; {self.unjudged} unjudged; {self.unlabelled} unlabelled</p>"
-        return f"<table><tr><th></th><th>count</th><th>share</th></tr>{rows}</table>{extra}"
+        return f"<table><tr><th></th><th>count</th><th>share</th><th>95 % CI</th></tr>{rows}</table>{extra}"
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{q}={int(self.counts[q])} ({self.shares[q]:.0%})" for q in QUADRANTS)

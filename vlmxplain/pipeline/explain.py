@@ -11,7 +11,6 @@ across runs, so the same question is never asked twice.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import queue
 import re
@@ -38,6 +37,7 @@ from ..models.classifiers import Classifier, load_classifier
 from ..store import JudgmentCache, Run, RunStore
 from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
+from .selection import Order, check_order, check_shard, in_order, shard_of
 from .stages import ExplainSummary, Stream
 from .versions import library_versions
 
@@ -87,25 +87,6 @@ def count_spent(judge: Judge, store: RunStore) -> None:
     store.set_config(max_cost=None if cap is None else cap.limit)
     if cap is not None:
         cap.charge(cap.usd(*store.paid_tokens(judge.id)))
-
-
-def shard_of(sample_id: str, n: int) -> int:
-    """The shard (0..n-1) a sample belongs to: a stable hash of its id (the same on every machine)."""
-    digest = hashlib.sha256(str(sample_id).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") % n
-
-
-def check_shard(shard: Any) -> tuple[int, int] | None:
-    if shard is None:
-        return None
-    try:
-        k, n = shard
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (k, n)) and 0 <= k < n
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"shard: expected (k, n) with integers 0 <= k < n, got {shard!r}")
-    return int(k), int(n)
 
 
 def align_targets(dataset: Dataset, class_names: Sequence[str]) -> dict[int, int]:
@@ -173,6 +154,7 @@ def explain(
     repeats: int = 1,
     decode: str = "reduced",
     max_cost: float | None = None,
+    order: Order = "shuffled",
     progress: bool = True,
     verbose: bool = True,
 ):
@@ -197,7 +179,10 @@ def explain(
     ``max_cost`` (USD) caps what the judge spends in this run directory, earlier calls included: a
     request is sent only while the recorded spend, the estimates of the requests on the wire and
     its own fit; the first that does not stops judging, and a call with a larger ``max_cost``
-    judges the rest (see :func:`cap_spending`).
+    judges the rest (see :func:`cap_spending`). ``order="shuffled"`` (default) works through the
+    samples in a fixed pseudo-random permutation (a hash of each id; a resumed call continues it),
+    so a run stopped early — at its cap, by a kill or a fatal reply — has judged a random sample of
+    the dataset; ``"dataset"`` keeps the dataset's order (see :mod:`.selection`).
 
     A batch judge (``openai-batch:<model>``, ``gemini-batch:<model>``) submits the pending
     judgments as provider jobs and returns at once (``run.last_summary.batch``); calling ``explain``
@@ -227,7 +212,7 @@ def explain(
     check_autocast(autocast)
     if decode not in DECODE_MODES:
         raise ValueError(f"decode: one of {', '.join(map(repr, DECODE_MODES))}, got {decode!r}")
-    shard = check_shard(shard)
+    shard, order = check_shard(shard), check_order(order)
     clf = load_classifier(classifier, device=device or "auto") if isinstance(classifier, str) else classifier
     if device is not None:
         clf.to(device)
@@ -277,7 +262,7 @@ def explain(
     have_cam = store.cam_ids()
     todo = {i: repeats - sum(k < repeats for k in done.get(r.id, ())) for i, r in refs.items()
             if r.id not in skipped_before}
-    pending = [i for i, n in todo.items() if n > 0]
+    pending = in_order((i for i, n in todo.items() if n > 0), order, sample_id=lambda i: refs[i].id)
     questions = sum(todo.values())  # answers still to get (sample × repeat)
     total = len(refs) * repeats
     del refs, todo

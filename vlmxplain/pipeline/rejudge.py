@@ -16,6 +16,7 @@ from ..store import JudgmentCache, Run
 from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
 from .explain import _judging, cap_spending, count_spent, encode_workers
+from .selection import Order, check_order, in_order
 from .stages import END, ExplainSummary, Stream
 
 
@@ -31,6 +32,7 @@ def rejudge(
     cache: JudgmentCache | str | Path | bool = True,
     repeats: int = 1,
     max_cost: float | None = None,
+    order: Order = "shuffled",
     progress: bool = True,
     make_current: bool = True,
 ) -> Run:
@@ -43,13 +45,14 @@ def rejudge(
     ``classifier``, or the run's own classifier rebuilt from its recorded spec. ``repeats=n``
     asks for ``n`` answers per sample (see :func:`~vlmxplain.pipeline.explain.explain`); a rerun
     with a larger ``n`` asks only for the answers still missing. ``max_cost`` (USD) caps what the
-    judge spends in this run, as in ``explain``.
+    judge spends in this run, as in ``explain``; ``order`` is ``explain``'s too (default: a fixed
+    pseudo-random permutation, so a call stopped early has judged a random sample).
     """
     t0 = time.perf_counter()
     view = run.view
     a, b = validate_mask_params(view.alpha if alpha is None else alpha, view.beta if beta is None else beta)
     cut = validate_threshold(view.threshold if threshold is None else threshold)
-    repeats = check_int("repeats", repeats)
+    repeats, order = check_int("repeats", repeats), check_order(order)
     spec = judge or view.judge.judge
     if classifier is not None and classifier.fingerprint != run.config.classifier.fingerprint:
         raise ValueError("classifier: not the classifier this run was computed with (fingerprints differ)")
@@ -73,7 +76,7 @@ def rejudge(
             done.setdefault(sid, set()).update(ks)
     have = store.cam_ids()
     todo = {sid: repeats - sum(k < repeats for k in done.get(sid, ())) for sid in have}
-    ids = sorted(sid for sid, n in todo.items() if n > 0)
+    ids = in_order((sid for sid in store.sample_ids() if todo.get(sid, 0) > 0), order)  # "dataset": by idx
     questions = sum(todo.values())  # answers still to get (sample × repeat)
     summary = ExplainSummary(total=len(have) * repeats, already_done=len(have) * repeats - questions, repeats=repeats)
     bar = tqdm(total=summary.total, initial=summary.already_done, desc=f"rejudge [α={a:g} β={b:g} → {the_judge.id}]",

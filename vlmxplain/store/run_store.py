@@ -277,6 +277,10 @@ class RunStore:
     def sample_count(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
 
+    def sample_ids(self) -> list[str]:
+        """The run's sample ids in the dataset's order."""
+        return [r[0] for r in self._conn.execute("SELECT id FROM samples ORDER BY idx")]
+
     def samples(self) -> pd.DataFrame:
         df = pd.read_sql_query("SELECT idx, id, path, label, targets, meta FROM samples ORDER BY idx", self._conn)
         df["targets"] = df["targets"].map(json.loads)

@@ -62,20 +62,38 @@ def share_text(count: int, total: int) -> str:
     return "<0.1%" if share < 0.5 else ">99.9%"
 
 
+def interval_text(low: float, high: float) -> str:
+    """A share's interval for a label, in percent: whole percents (one decimal below 10 %), with as
+    many more decimals as keep a bound above 0 from reading 0 and one below 100 % from reading 100."""
+
+    def digits(v: float) -> int:
+        d = 0
+        while d < 3 and ((round(100 * v, d) == 0 and v > 0) or (round(100 * v, d) == 100 and v < 1)):
+            d += 1
+        return d
+
+    d = max(digits(low), digits(high), 1 if high < 0.095 else 0)
+    return f"{100 * low:.{d}f}–{100 * high:.{d}f}%"
+
+
 def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = None):
-    """The 2×2 matrix as an annotated heat map (count and share per cell; a small non-empty
-    cell reads e.g. ``2 / 0.3%``, never ``0%``)."""
+    """The 2×2 matrix as an annotated heat map: count, share and the share's 95 % Wilson interval
+    per cell (a small non-empty cell reads e.g. ``2 / 0.3%``, never ``0%``)."""
     import seaborn as sns
 
     fig, ax = _new_axes(ax, (4.6, 3.8))
     matrix = summary.matrix
     total = max(summary.total, 1)
-    labels = np.array([[f"{v}\n{share_text(int(v), total)}" for v in row] for row in matrix.to_numpy()])
+    ci = summary.intervals()
+    cells = [["Correct-High", "Correct-Low"], ["Wrong-High", "Wrong-Low"]]
+    labels = np.array([[f"{ci.at[q, 'count']}\n{share_text(int(ci.at[q, 'count']), total)}"
+                        + ("" if summary.total == 0 else f"\n({interval_text(ci.at[q, 'ci_low'], ci.at[q, 'ci_high'])})")
+                        for q in row] for row in cells])
     sns.heatmap(matrix, annot=labels, fmt="", cmap="Blues", cbar=False, linewidths=1, linecolor="white",
-                annot_kws={"fontsize": 13}, ax=ax, vmin=0)
+                annot_kws={"fontsize": 12}, ax=ax, vmin=0)
     ax.set_xlabel(f"judge score ≥ {summary.threshold:g}?")
     ax.set_ylabel("prediction")
-    ax.set_title(title or f"Quadrant matrix (n = {summary.total})")
+    ax.set_title(title or f"Quadrant matrix (n = {summary.total}; 95 % CI in parentheses)")
     return fig
 
 

@@ -18,7 +18,7 @@ from pydantic import BeforeValidator, Field
 from ..core.defaults import SCORE_RANGE
 from ..core.checks import NonNegativeInt, check_int
 from ..core.params import ParamsModel
-from ..metrics.agreement import validate_annotations, load_annotations_csv
+from ..metrics.annotations import load_annotations_csv, validate_annotations
 
 __all__ = ["SIMULATED_PREFIX", "AgreementParams", "as_reference", "describe_source", "load_annotations",
            "simulate_annotators", "validate_agreement_params"]

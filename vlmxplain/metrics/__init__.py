@@ -1,10 +1,9 @@
 """Measurements over a run: faithfulness and localisation metrics, judge-vs-human agreement
 statistics, judge reliability and reference scores."""
-from .agreement import (
-    AcceptanceRate, InterAnnotatorAgreement, PairedComparison, TooFewPairsError, acceptance_rate, agreement_table,
-    correlations, inter_annotator_agreement, krippendorff_alpha, load_annotations_csv, paired_comparison,
-    weighted_kappa,
-)
+from .agreement import (AcceptanceRate, PairedComparison, TooFewPairsError, acceptance_rate, agreement_table,
+                        correlations, paired_comparison)
+from .annotations import (InterAnnotatorAgreement, inter_annotator_agreement, krippendorff_alpha, load_annotations_csv,
+                          weighted_kappa)
 from .evaluate import evaluate, run_classifier
 from .faithfulness import DEFAULT_METRICS, METRICS, faithfulness, localisation, pointing_game, road_scores
 from .mislabel import MislabelReport, mislabel_report

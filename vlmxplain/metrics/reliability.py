@@ -29,7 +29,8 @@ from ..core.records import JudgeSettings
 from ..store import Run
 from scipy import stats
 
-from .agreement import _bootstrap_ci, _check_ci, _spearman, acceptance_rate, krippendorff_alpha, mean_ci
+from .agreement import _bootstrap_ci, _check_ci, _spearman, acceptance_rate, mean_ci
+from .annotations import krippendorff_alpha
 
 __all__ = ["Reliability", "reliability", "alpha_ci", "spearman_ci"]
 

@@ -24,7 +24,7 @@ def test_small_cells_never_read_zero_and_partial_never_hundred():
     fig = vxf.plot_quadrant_matrix(quadrant_summary(many(598, 1, 1), 2.5))
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
     # count, share and its 95 % Wilson interval: never 0 above nothing nor 100 % below everything
-    assert texts == ["0\n0%\n(0.0–0.6%)", "1\n0.2%\n(0.03–0.94%)", "1\n0.2%\n(0.03–0.94%)", "598\n99.7%\n(98.8–99.9%)"]
+    assert texts == ["0\n0%\n95% CI 0.0–0.6%", "1\n0.2%\n95% CI 0.03–0.94%", "1\n0.2%\n95% CI 0.03–0.94%", "598\n99.7%\n95% CI 98.8–99.9%"]
     assert vxf.interval_text(0.98, 0.9996) == "98.00–99.96%" and vxf.interval_text(0.2, 0.45) == "20–45%"
     assert vxf.interval_text(0.0, 1.0) == "0–100%" and vxf.interval_text(1e-6, 0.0004) == "0.000–0.040%"
     assert vxf.share_text(1, 5000) == "<0.1%" and vxf.share_text(4999, 5000) == ">99.9%"

@@ -67,7 +67,7 @@ def test_figures_render_counts():
     s = quadrant_summary(HAND, threshold=2.5)
     fig = plot_quadrant_matrix(s)
     texts = {t.get_text() for t in fig.axes[0].texts}
-    assert {"2\n40%\n(12–77%)", "1\n20%\n(4–62%)"} <= texts  # with the Wilson interval of 2 and 1 of 5
+    assert {"2\n40%\n95% CI 12–77%", "1\n20%\n95% CI 4–62%"} <= texts  # with the Wilson interval of 2 and 1 of 5
     fig2 = plot_score_histogram(HAND, 2.5)
     heights = [p.get_height() for p in fig2.axes[0].patches if p.get_height() > 0]
     assert sum(heights) == 5  # every judged, labelled sample lands in a bar

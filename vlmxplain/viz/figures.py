@@ -78,7 +78,7 @@ def interval_text(low: float, high: float) -> str:
 
 def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = None):
     """The 2×2 matrix as an annotated heat map: count, share and the share's 95 % Wilson interval
-    per cell (a small non-empty cell reads e.g. ``2 / 0.3%``, never ``0%``)."""
+    per cell (a small non-empty cell reads e.g. ``2 / 0.3% / 95% CI 0.1–1.2%``, never ``0%``)."""
     import seaborn as sns
 
     fig, ax = _new_axes(ax, (4.6, 3.8))
@@ -87,13 +87,13 @@ def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = 
     ci = summary.intervals()
     cells = [["Correct-High", "Correct-Low"], ["Wrong-High", "Wrong-Low"]]
     labels = np.array([[f"{ci.at[q, 'count']}\n{share_text(int(ci.at[q, 'count']), total)}"
-                        + ("" if summary.total == 0 else f"\n({interval_text(ci.at[q, 'ci_low'], ci.at[q, 'ci_high'])})")
+                        + ("" if summary.total == 0 else f"\n95% CI {interval_text(ci.at[q, 'ci_low'], ci.at[q, 'ci_high'])}")
                         for q in row] for row in cells])
     sns.heatmap(matrix, annot=labels, fmt="", cmap="Blues", cbar=False, linewidths=1, linecolor="white",
                 annot_kws={"fontsize": 12}, ax=ax, vmin=0)
     ax.set_xlabel(f"judge score ≥ {summary.threshold:g}?")
     ax.set_ylabel("prediction")
-    ax.set_title(title or f"Quadrant matrix (n = {summary.total}; 95 % CI in parentheses)")
+    ax.set_title(title or f"Quadrant matrix (n = {summary.total})")
     return fig
 
 

@@ -44,7 +44,8 @@ print(f"{dataset.name}: {len(dataset)} samples; classifier {clf.name}, target la
 
 # %%
 run = vx.explain(clf, dataset, cam=p.cam, alpha=p.alpha, beta=p.beta, judge=p.judge, run_dir=p.run_dir,
-                 threshold=p.threshold, judge_options=p.judge_options(), max_cost=p.max_cost, progress=False)
+                 threshold=p.threshold, judge_options=p.judge_options(), max_cost=p.max_cost, order=p.order,
+                 progress=False)
 table = run.table
 run.to_csv(Path(p.run_dir) / "results.csv")  # judge text is written so a spreadsheet shows it as text
 table[["label", "predicted_name", "confidence", "correct", "score", "quadrant"]].head(12)

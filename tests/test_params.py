@@ -48,6 +48,7 @@ def test_default_run_dirs_differ_by_data():
         ({"judge": "openai:gpt-4o-mini", "max_cost": "lots"}, "max_cost"),
         ({"judge": "openai:gpt-4o-mini", "max_cost": True}, "max_cost"),
         ({"judge": "openai-compatible:qwen@http://127.0.0.1:8000/v1", "max_cost": 1.0}, "max_cost"),
+        ({"order": "random"}, "order"), ({"order": 1}, "order"),
     ],
 )
 def test_bad_values_fail_naming_the_parameter(kwargs, name):
@@ -58,6 +59,7 @@ def test_bad_values_fail_naming_the_parameter(kwargs, name):
 def test_a_spending_cap_is_an_amount_for_a_billed_judge():
     p = vxp.PipelineParams.check(judge="gemini-batch:gemini-2.5-flash", max_cost=20)
     assert p.max_cost == 20.0 and isinstance(p.max_cost, float) and vxp.PipelineParams.check().max_cost is None
+    assert vxp.PipelineParams.check().order == "shuffled" and vxp.PipelineParams.check(order="dataset").order == "dataset"
 
 
 def test_unknown_parameter_suggests_the_closest_name():

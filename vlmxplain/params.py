@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
@@ -78,6 +78,8 @@ class PipelineParams(RunParams):
     input_kind: InputKind = Field("masked", description="what a VLM judge is shown: masked, overlay or both")
     max_cost: MaxCost | None = Field(None, description="USD: a VLM judge sends no request that would take its "
                                      "spend in run_dir past this (a later run with a larger one asks the rest)")
+    order: Literal["shuffled", "dataset"] = Field("shuffled", description="shuffled: a fixed random permutation "
+                                                  "(a run stopped early has judged a random sample); dataset: as listed")
 
     @model_validator(mode="after")
     def _cost_needs_a_billed_judge(self) -> "PipelineParams":

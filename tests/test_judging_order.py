@@ -19,7 +19,7 @@ from test_spending_cap import estimates
 
 import vlmxplain as vx
 from vlmxplain.core.quadrants import QUADRANTS, quadrant_summary
-from vlmxplain.pipeline.selection import check_order, in_order, order_key, shard_of
+from vlmxplain.core.selection import check_order, in_order, order_key, shard_of
 
 N, STOP, MARGIN = 60, 10, 6  # 20 samples per class, sorted by class; the cap stops after 10 answers
 

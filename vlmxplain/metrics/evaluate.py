@@ -9,6 +9,7 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..core.selection import in_order
 from ..masks.perturbation import DEFAULT_BASELINE, DEFAULT_STEPS, check_baseline, check_steps
 from ..models import Classifier, resolve_classifier
 from ..store import Run
@@ -52,7 +53,7 @@ def evaluate(
     table = MetricsTable(run.store)
     ids = sorted(run.store.cam_ids())
     todo = {m: set(ids) - table.done_ids(m, variant_of(m, baseline, steps)) for m in names}
-    pending = sorted(set().union(*todo.values()))
+    pending = in_order(sorted(set().union(*todo.values())), "shuffled")  # stopped early: a random sample
     needs_model = any(METRICS[m].kind != "localisation" and todo[m] for m in names)
     clf = run_classifier(run, classifier) if needs_model else None
     bar = tqdm(total=len(ids), initial=len(ids) - len(pending), desc=f"evaluate [{', '.join(names)}]", unit="img",

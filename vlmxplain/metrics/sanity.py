@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..cams import compute_cams
+from ..core.selection import in_order
 from ..judges import Judge, NeedsClassifier, make_judge
 from ..masks.judge_input import JudgeInput, make_judge_input
 from ..masks.perturbation import inverted, shows_no_attention
@@ -111,7 +112,8 @@ def sanity_check(
     judge_options: dict | None = None, cache: JudgmentCache | str | Path | bool = True, seed: int = 0,
     limit: int | None = None, chunk: int = 16, ci: float = 0.95, progress: bool = True,
 ) -> SanityCheck:
-    """Judge each sample's true CAM and its control maps (default: the run's judge, alpha, beta)."""
+    """Judge each sample's true CAM and its control maps (default: the run's judge, alpha, beta).
+    ``limit=n`` checks n samples drawn at random (the run's shuffled order, the same on every call)."""
     unknown = [c for c in controls if c not in CONTROLS]
     if unknown or not controls:
         raise ValueError(f"controls: unknown {unknown or 'empty'}; known: {', '.join(CONTROLS)}")
@@ -127,7 +129,7 @@ def sanity_check(
     if "randomised" in controls and clf is None:
         clf = run_classifier(run, classifier)
     rand = randomised_classifier(clf, seed) if "randomised" in controls else None
-    ids = sorted(run.store.cam_ids())[: limit if limit is not None else None]
+    ids = in_order(sorted(run.store.cam_ids()), "shuffled")[: limit if limit is not None else None]  # a random subset
     the_cache = cache if isinstance(cache, JudgmentCache) else (
         None if cache is False else JudgmentCache(None if cache is True else cache))
     names = run.class_names

@@ -31,13 +31,13 @@ from ..core.defaults import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DE
                              DEFAULT_THRESHOLD, PREVIEW_SIZE)
 from ..core.host_memory import frozen_existing_objects, keep_freed_memory_on, releasing_freed_memory
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
+from ..core.selection import Order, check_order, check_shard, in_order, shard_of
 from ..datasets import Dataset, DecodeSize, from_list
 from ..judges import Judge, make_judge
 from ..models.classifiers import Classifier, load_classifier
 from ..store import JudgmentCache, Run, RunStore
 from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
-from .selection import Order, check_order, check_shard, in_order, shard_of
 from .stages import ExplainSummary, Stream
 from .versions import library_versions
 

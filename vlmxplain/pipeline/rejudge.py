@@ -10,13 +10,13 @@ from tqdm.auto import tqdm
 from ..core.checks import check_int, validate_mask_params, validate_threshold
 from ..core.host_memory import frozen_existing_objects, keep_freed_memory_on, releasing_freed_memory
 from ..core.records import RunView
+from ..core.selection import Order, check_order, in_order
 from ..judges import Judge, NeedsClassifier, make_judge
 from ..models import Classifier, resolve_classifier
 from ..store import JudgmentCache, Run
 from ..store.batch_jobs import BatchJobs
 from .batch import BatchProgress, BatchStream, clear_spool, collect, is_batch, open_cache
 from .explain import _judging, cap_spending, count_spent, encode_workers
-from .selection import Order, check_order, in_order
 from .stages import END, ExplainSummary, Stream
 
 

@@ -10,7 +10,8 @@ so whatever a run has finished when it stops — at its spending cap, a kill, a 
 reply — is a simple random sample of the dataset, and its quadrant shares (with the intervals of
 :meth:`~vlmxplain.core.quadrants.QuadrantSummary.intervals`) estimate the whole dataset's. In the
 dataset's order, a folder sorted by class stopped half-way has judged half of the classes only.
-A resumed call continues the same permutation.
+A resumed call continues the same permutation. The same order picks the samples of
+``sanity_check(limit=n)`` and the order in which ``evaluate`` computes metrics.
 """
 from __future__ import annotations
 

@@ -116,3 +116,13 @@ def test_quadrant_shares_come_with_wilson_intervals():
     assert empty["ci_low"].isna().all() and (empty["count"] == 0).all()
     with pytest.raises(ValueError, match="level"):
         s.intervals(95)
+
+
+def test_a_sanity_check_on_a_subset_draws_it_at_random(tiny_clf, by_class, tmp_path):
+    data, ids, _ = by_class
+    run = vx.explain(tiny_clf, data, judge="offline:groundtruth", run_dir=tmp_path / "run", progress=False,
+                     verbose=False)
+    check = vx.metrics.sanity_check(run, controls=["inverted"], limit=STOP, progress=False)
+    picked = list(check.table.index)
+    assert picked == in_order(sorted(ids), "shuffled")[:STOP]  # the same draw on every call and machine
+    assert picked != sorted(ids)[:STOP]  # not the first ids by name (in a class-folder run: the first classes)

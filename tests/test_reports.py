@@ -75,6 +75,7 @@ def test_report_holds_configuration_matrix_classes_galleries_and_cost(run, page)
     counts = run.quadrants().counts
     assert all(f"<th>{q}</th>\n      <td>{int(counts[q])}</td>" in page for q in QUADRANTS)
     assert "requests paid" in page
+    assert "Classes with more Correct-Low than the rest" in page and "Benjamini-Hochberg" in page
 
 
 def test_report_cli(run, tmp_path):

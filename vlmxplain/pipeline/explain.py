@@ -182,7 +182,7 @@ def explain(
     judges the rest (see :func:`cap_spending`). ``order="shuffled"`` (default) works through the
     samples in a fixed pseudo-random permutation (a hash of each id; a resumed call continues it),
     so a run stopped early — at its cap, by a kill or a fatal reply — has judged a random sample of
-    the dataset; ``"dataset"`` keeps the dataset's order (see :mod:`.selection`).
+    the dataset; ``"dataset"`` keeps the dataset's order (see :mod:`vlmxplain.core.selection`).
 
     A batch judge (``openai-batch:<model>``, ``gemini-batch:<model>``) submits the pending
     judgments as provider jobs and returns at once (``run.last_summary.batch``); calling ``explain``

@@ -46,6 +46,16 @@ def _table(frame: pd.DataFrame, cls: str, float_format: str = "{:.3g}") -> str:
                          float_format=lambda v: float_format.format(v))
 
 
+def _over_represented(summary, quadrant: str = "Correct-Low", fdr: float = 0.05) -> str:
+    """The classes right for the wrong reasons more often than the rest (Fisher, BH-adjusted)."""
+    test = summary.over_represented(quadrant, fdr) if summary.total else None
+    head = (f"<h3>Classes with more {quadrant} than the rest</h3><p class='vx-note'>one-sided Fisher exact "
+            f"test per class against the other classes, Benjamini-Hochberg false discovery rate {fdr:.0%}</p>")
+    if test is None or not test["flagged"].any():
+        return head + "<p>none</p>"
+    return head + _table(test[test["flagged"]], "vx-over-represented")
+
+
 def _config(run: Run) -> str:
     cfg, view = run.config, run.view
     fields = [
@@ -112,7 +122,7 @@ def report_html(run: "Run | str | Path", *, title: str | None = None, per_quadra
               _figure(plot_score_histogram(table, summary.threshold), "judge scores by correctness")]
     parts += ["<h2 id='per-class'>Per class</h2>", _figure(plot_per_class_matrix(summary, max_classes),
                                                            "quadrants per class"),
-              _table(summary.per_class, "vx-per-class")]
+              _table(summary.per_class, "vx-per-class"), _over_represented(summary)]
     parts += ["<h2 id='gallery'>Masked CAM images per quadrant</h2>",
               _figure(plot_quadrant_gallery(run, per_quadrant=per_quadrant), "gallery per quadrant")]
     classes = [c for c in pd.unique(table["label"].dropna()) if (table["label"] == c).any()]

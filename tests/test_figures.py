@@ -144,3 +144,14 @@ def test_per_class_matrix_counts_and_shades_by_share():
     assert [t.get_text() for t in ax.texts] == ["1", "1", "1", "0", "3", "0", "0", "0"]
     shades = ax.collections[0].get_array().reshape(2, 4)
     assert np.allclose(shades, [[1 / 3, 1 / 3, 1 / 3, 0], [1, 0, 0, 0]])
+    assert ax.get_xlabel() == ""  # 3 samples a class: nothing stands out beyond chance
+
+
+def test_per_class_matrix_marks_a_class_right_for_the_wrong_reasons():
+    low = {"a": 0.1, "b": 0.8, "c": 0.1, "d": 0.1}  # b: mostly right answers with low scores
+    rng = np.random.default_rng(0)
+    table = pd.concat([pd.DataFrame({"correct": True, "score": np.where(rng.random(40) < r, 1.0, 4.0), "label": c})
+                       for c, r in low.items()])
+    ax = vxf.plot_per_class_matrix(quadrant_summary(table, 2.5)).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (n=40)", "b (n=40) *", "c (n=40)", "d (n=40)"]
+    assert "more Correct-Low" in ax.get_xlabel()

@@ -99,8 +99,10 @@ def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = 
 
 def plot_per_class_matrix(summary: QuadrantSummary, max_classes: int = 40, ax=None, title: str | None = None):
     """One row per class, one column per quadrant: the class's count in each cell, shaded by its
-    share of the class (so a class's Correct-Low or Wrong-High stands out whatever its size).
-    The ``max_classes`` classes with most samples are shown."""
+    share of the class (so a class's Correct-Low or Wrong-High stands out whatever its size); a
+    class marked ``*`` has more Correct-Low than the others beyond chance
+    (:meth:`~vlmxplain.core.quadrants.QuadrantSummary.over_represented`). The ``max_classes``
+    classes with most samples are shown."""
     import seaborn as sns
 
     per = summary.per_class
@@ -108,14 +110,18 @@ def plot_per_class_matrix(summary: QuadrantSummary, max_classes: int = 40, ax=No
     shares = per[[f"{q} share" for q in QUADRANTS]].set_axis(list(QUADRANTS), axis=1)
     counts = per[list(QUADRANTS)].astype(int)
     fig, ax = _new_axes(ax, (6.4, 0.42 * max(len(per), 1) + 1.6))
+    flagged = set(summary.over_represented().query("flagged").index) if summary.total else set()
     if len(per):
         labels = np.array([[f"{c}" for c in row] for row in counts.to_numpy()])
         sns.heatmap(shares, annot=labels, fmt="", cmap="Blues", vmin=0, vmax=1, cbar_kws={"label": "share of the class"},
-                    linewidths=1, linecolor="white", ax=ax, yticklabels=[f"{c} (n={int(n)})" for c, n in per["n"].items()])
+                    linewidths=1, linecolor="white", ax=ax,
+                    yticklabels=[f"{c} (n={int(n)}){' *' if c in flagged else ''}" for c, n in per["n"].items()])
         ax.set_ylabel("true class")
     else:
         ax.text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title or f"Quadrants per class (threshold {summary.threshold:g})")
+    if flagged & set(per.index):
+        ax.set_xlabel("* more Correct-Low than the other classes (Fisher, FDR 5 %)")
     return fig
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections import Counter
 
 import pandas as pd
@@ -126,3 +127,17 @@ def test_a_sanity_check_on_a_subset_draws_it_at_random(tiny_clf, by_class, tmp_p
     picked = list(check.table.index)
     assert picked == in_order(sorted(ids), "shuffled")[:STOP]  # the same draw on every call and machine
     assert picked != sorted(ids)[:STOP]  # not the first ids by name (in a class-folder run: the first classes)
+
+
+def test_a_limit_that_keeps_few_classes_warns_and_sample_draws_at_random(by_class):
+    data, ids, label = by_class
+    with pytest.warns(vx.datasets.FewClassesWarning, match=r"limit=12 keeps the first 12 .* 1 of its 3 classes"):
+        first = data.limit(12)
+    assert {label[i] for i in first.ids} == {"circle"}
+    pilot = data.sample(12)
+    assert set(pilot.ids) == set(in_order(ids, "shuffled")[:12])  # what a run would judge first
+    assert pilot.ids == [i for i in ids if i in set(pilot.ids)]  # kept in the dataset's order
+    assert len({label[i] for i in pilot.ids}) == 3 and len(data.sample(1000)) == N
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the control: a dataset that cycles through its classes
+        vx.datasets.shapes(N, seed=5).limit(12)

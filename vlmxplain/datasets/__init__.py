@@ -4,7 +4,7 @@ Every source returns a lazy :class:`Dataset` of :class:`Sample` records (RGB ima
 accepted class indices, optional object mask). Images are decoded one at a time by
 :func:`load_image`, which turns every unusable input into :class:`InputSkipped` with a reason.
 """
-from .core import Dataset, Entry, ListDataset, Sample, SampleRef
+from .core import Dataset, Entry, FewClassesWarning, ListDataset, Sample, SampleRef
 from .gallery import GALLERY, GalleryPhoto, gallery
 from .open import open_dataset
 from .loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, DecodeSize, InputSkipped, Skipped, load_image, load_mask
@@ -20,6 +20,7 @@ __all__ = [
     "Dataset",
     "DecodeSize",
     "Entry",
+    "FewClassesWarning",
     "GalleryPhoto",
     "InputSkipped",
     "ListDataset",

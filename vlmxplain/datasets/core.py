@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections.abc
 import operator
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
@@ -10,10 +11,15 @@ import numpy as np
 from PIL import Image
 
 from ..core.checks import check_int
+from ..core.selection import in_order
 from .loading import (DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, FULL_SIZE, DecodeSize, InputSkipped, Skipped,
                       load_image, load_mask)
 
-__all__ = ["Dataset", "Entry", "ListDataset", "Sample", "SampleRef"]
+__all__ = ["Dataset", "Entry", "FewClassesWarning", "ListDataset", "Sample", "SampleRef"]
+
+
+class FewClassesWarning(UserWarning):
+    """``limit=n`` kept the first n samples of a dataset listed class by class: a few of its classes."""
 
 
 @dataclass
@@ -123,10 +129,27 @@ class Dataset(collections.abc.Sequence):
         return _Subset(self, [self._index(i) for i in indices])
 
     def limit(self, n: int | None) -> "Dataset":
-        """The first ``n`` samples (all of them when ``n`` is None or larger than the dataset)."""
+        """The first ``n`` samples (all of them when ``n`` is None or larger than the dataset); for
+        ``n`` at random, :meth:`sample`. Warns (:class:`FewClassesWarning`) when they hold far fewer
+        classes than ``n`` random samples would (a dataset listed class by class)."""
         if n is None:
             return self
-        return self.subset(range(min(check_int("limit", n, 0), len(self))))
+        kept = self.subset(range(min(check_int("limit", n, 0), len(self))))
+        if len(kept) < len(self):
+            every = {self.ref(i).label for i in range(len(self))} - {""}
+            have = {kept.ref(i).label for i in range(len(kept))} - {""}
+            if len(have) < min(len(every), len(kept)) / 2:  # n random samples would hold far more
+                warnings.warn(f"limit={len(kept)} keeps the first {len(kept)} samples of {self.name!r}, which hold "
+                              f"{len(have)} of its {len(every)} classes (it is listed class by class): "
+                              f".sample({len(kept)}) draws {len(kept)} at random", FewClassesWarning, stacklevel=2)
+        return kept
+
+    def sample(self, n: int) -> "Dataset":
+        """``n`` samples drawn at random without replacement (all of them when ``n`` is larger), in
+        the dataset's order: the first ``n`` of the shuffled judging order (a hash of each id, the
+        same on every machine), so a sorted folder's pilot covers its classes as ``limit`` does not."""
+        n = check_int("n", n, 0)
+        return self.subset(sorted(in_order(range(len(self)), "shuffled", sample_id=self._id)[:n]))
 
     def class_name(self, index: int) -> str:
         """The name of class ``index`` in :attr:`classes`."""

@@ -54,7 +54,7 @@ class RunParams(ParamsModel):
     judge: JudgeField = Field(DEFAULT_JUDGE, description="offline:faithfulness, offline:groundtruth, "
                               "openai:MODEL, gemini:MODEL, openai-compatible:MODEL@URL")
     threshold: Threshold = Field(DEFAULT_THRESHOLD, description="a score at or above it counts as High")
-    limit: PositiveInt | None = Field(None, description="only the first N samples")
+    limit: PositiveInt | None = Field(None, description="only the first N samples (a warning if they hold few of the classes)")
     run_dir: DirPath | None = Field(None, description="the resumable run store (default: "
                                     "runs/<notebook>/<data>-<classifier>-<cam>)")
     figures_dir: DirPath = Field("figures", description="figures are written here")
@@ -161,7 +161,7 @@ def _cam_methods_params() -> type[ParamsModel]:
         alpha: Alpha = Field(DEFAULT_ALPHA, description="sigmoid steepness (paper: 25)")
         beta: Beta = Field(DEFAULT_BETA, description="sigmoid midpoint (paper: 0.6)")
         threshold: Threshold = Field(DEFAULT_THRESHOLD, description="a score at or above it counts as High")
-        limit: PositiveInt | None = Field(None, description="only the first N samples")
+        limit: PositiveInt | None = Field(None, description="only the first N samples (a warning if they hold few of the classes)")
         sanity: bool = Field(False, description="also judge every inverted map (doubles judge requests)")
         n_boot: PositiveInt = Field(1000, description="bootstrap resamples per CI")
         pair: list[str] | None = Field(None, description="two methods for the transition figure (default: the "

@@ -58,7 +58,7 @@ def test_the_shuffled_order_is_a_fixed_permutation_apart_from_the_shards():
         check_order("random")
 
 
-def test_a_run_stopped_at_its_cap_has_judged_a_random_sample(tiny_clf, by_class, tmp_path):
+def test_a_run_stopped_at_its_cap_has_judged_a_random_sample(tiny_clf, by_class, tmp_path, capsys):
     data, ids, label = by_class
     warm = vx.explain(tiny_clf, data, judge="offline:groundtruth", run_dir=tmp_path / "cams", progress=False,
                       verbose=False)
@@ -81,8 +81,13 @@ def test_a_run_stopped_at_its_cap_has_judged_a_random_sample(tiny_clf, by_class,
         classes = Counter(label[i] for i in first)
         assert len(classes) >= 2 and max(classes.values()) <= 6  # the dataset's order: 10 of one class
 
-        # a resumed call continues the same permutation: it judges the next 10
-        again = set(judged_ids(capped(tmp_path / "shuffled", (2 * STOP + 0.5) * e)))
+        # a resumed call continues the same permutation: it judges the next 10, and says how far the
+        # shares of a random sample of 20 can be trusted
+        resumed = vx.explain(tiny_clf, data, run_dir=tmp_path / "shuffled", progress=False, verbose=True,
+                             max_cost=(2 * STOP + 0.5) * e, cache=False, **judge)
+        said = capsys.readouterr().out
+        assert f"the {2 * STOP} samples judged so far are a random sample of the {N}" in said and "±" in said
+        again = set(judged_ids(resumed))
         assert len(again) == 2 * STOP and first < again <= set(order[:2 * STOP + MARGIN])
         assert len(server.requests) == 3 * STOP  # nothing asked twice
 

@@ -89,6 +89,18 @@ def count_spent(judge: Judge, store: RunStore) -> None:
         cap.charge(cap.usd(*store.paid_tokens(judge.id)))
 
 
+def partial_precision(run: Run) -> str:
+    """What a run stopped early in the shuffled order says about the whole dataset: its judged
+    samples are a random sample, so each quadrant's share is known within its interval."""
+    q = run.quadrants()
+    if q.total == 0:
+        return "nothing judged yet: no quadrant share to estimate"
+    ci = q.intervals()
+    half = float(((ci["ci_high"] - ci["ci_low"]) / 2).max())
+    return (f"the {q.total} samples judged so far are a random sample of the {len(run.table)} (order='shuffled'): "
+            f"each quadrant's share of the whole is known to about ±{half:.1%} (95 %; run.quadrants().intervals())")
+
+
 def align_targets(dataset: Dataset, class_names: Sequence[str]) -> dict[int, int]:
     """Map the dataset's class indices onto the classifier's (by name when they differ)."""
     if dataset.classes is None or list(dataset.classes) == list(class_names):
@@ -316,6 +328,8 @@ def explain(
         if summary.problem:
             print(f"vlmxplain: {summary.not_sent} samples were never sent and {summary.rejected} refused: "
                   f"{summary.problem}")
+            if order == "shuffled":
+                print(f"vlmxplain: {partial_precision(run)}")
         rate = run.acceptance_rate()
         if rate is not None:
             print(f"vlmxplain: acceptance rate {rate:.1%} (valid judgments / judged samples); run in {run_dir}")

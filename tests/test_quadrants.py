@@ -114,3 +114,19 @@ def test_a_class_right_for_the_wrong_reasons_is_flagged_and_chance_is_not():
         quadrant_summary(_classes(0, lambda c: 0.1), 2.5).over_represented("Correct-low")
     with pytest.raises(ValueError, match="fdr"):
         quadrant_summary(_classes(0, lambda c: 0.1), 2.5).over_represented(fdr=5)
+
+
+def test_a_class_is_not_flagged_for_being_easy():
+    """Low on 20 % of right answers in every class; class c0 is right 100 % of the time, the others
+    40 %: c0 has the most Correct-Low samples of its class, yet not more per right answer."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for c in range(8):
+        correct = rng.random(200) < (1.0 if c == 0 else 0.4)
+        low = rng.random(200) < 0.2
+        rows.append(pd.DataFrame({"correct": correct, "score": np.where(low, 1.0, 4.0), "label": f"c{c}"}))
+    s = quadrant_summary(pd.concat(rows), 2.5)
+    share_of_class = s.per_class["Correct-Low share"]
+    assert share_of_class.idxmax() == "c0" and share_of_class["c0"] > 2 * share_of_class.drop("c0").max()
+    test = s.over_represented()
+    assert not test["flagged"].any() and test.loc["c0", "n"] == s.per_class.loc["c0", ["Correct-High", "Correct-Low"]].sum()

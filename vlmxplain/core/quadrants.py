@@ -100,12 +100,14 @@ class QuadrantSummary:
                              "ci_high": [np.nan if b is None else b.high for b in bounds]}, index=list(QUADRANTS))
 
     def over_represented(self, quadrant: str = "Correct-Low", fdr: float = 0.05) -> pd.DataFrame:
-        """Classes in which ``quadrant`` is more common than in the rest of the judged samples (by
-        default, right answers for the wrong reasons). One-sided Fisher exact test per class (its
-        count in the quadrant and out of it against the other classes'), p-values adjusted for the
-        number of classes tested (Benjamini-Hochberg: ``q``); ``flagged`` where ``q <= fdr``, so
-        about ``fdr`` of the flagged classes are expected to be chance. Columns ``n``, ``count``,
-        ``share``, ``rest_share``, ``p``, ``q``, ``flagged``, one row per class with judged samples,
+        """Classes in which ``quadrant`` is more common than in the other classes (by default: right
+        answers for the wrong reasons), among the answers of its row — a Correct quadrant among the
+        class's right answers, a Wrong one among its wrong answers — so that a class is not flagged
+        for being easy or hard. One-sided Fisher exact test per class (its count in the quadrant and
+        out of it against the other classes'), p-values adjusted for the number of classes tested
+        (Benjamini-Hochberg: ``q``); ``flagged`` where ``q <= fdr``, so about ``fdr`` of the flagged
+        classes are expected to be chance. Columns ``n`` (the class's answers in the row), ``count``,
+        ``share``, ``rest_share``, ``p``, ``q``, ``flagged``; one row per class with such answers,
         most over-represented first."""
         from scipy.stats import false_discovery_control, fisher_exact
 
@@ -113,14 +115,15 @@ class QuadrantSummary:
             raise ValueError(f"quadrant: one of {', '.join(QUADRANTS)}, got {quadrant!r}")
         if not 0 < fdr < 1:
             raise ValueError(f"fdr: a false discovery rate between 0 and 1, got {fdr!r}")
-        per = self.per_class[self.per_class["n"] > 0]
-        n, k = per["n"].astype(int), per[quadrant].astype(int)
+        row = [q for q in QUADRANTS if q.split("-")[0] == quadrant.split("-")[0]]
+        answers = self.per_class[row].sum(axis=1).astype(int)
+        n, k = answers[answers > 0], self.per_class.loc[answers > 0, quadrant].astype(int)
         rest_n, rest_k = int(n.sum()) - n, int(k.sum()) - k
         p = [fisher_exact([[a, b - a], [c, d - c]], alternative="greater").pvalue
              for a, b, c, d in zip(k, n, rest_k, rest_n)]
         out = pd.DataFrame({"n": n, "count": k, "share": k / n,
                             "rest_share": np.where(rest_n > 0, rest_k / rest_n.where(rest_n > 0, 1), np.nan),
-                            "p": p}, index=per.index)
+                            "p": p}, index=n.index)
         out["q"] = false_discovery_control(out["p"]) if len(out) else out["p"]
         out["flagged"] = out["q"] <= fdr
         return out.sort_values(["p", "share"], ascending=[True, False])

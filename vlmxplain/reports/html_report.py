@@ -47,10 +47,12 @@ def _table(frame: pd.DataFrame, cls: str, float_format: str = "{:.3g}") -> str:
 
 
 def _over_represented(summary, quadrant: str = "Correct-Low", fdr: float = 0.05) -> str:
-    """The classes right for the wrong reasons more often than the rest (Fisher, BH-adjusted)."""
+    """The classes right for the wrong reasons more often than the rest (``over_represented``)."""
     test = summary.over_represented(quadrant, fdr) if summary.total else None
-    head = (f"<h3>Classes with more {quadrant} than the rest</h3><p class='vx-note'>one-sided Fisher exact "
-            f"test per class against the other classes, Benjamini-Hochberg false discovery rate {fdr:.0%}</p>")
+    among = "right" if quadrant.startswith("Correct") else "wrong"
+    head = (f"<h3>Classes with more {quadrant} than the rest</h3><p class='vx-note'>{quadrant} among each class's "
+            f"{among} answers; one-sided Fisher exact test per class against the other classes, Benjamini-Hochberg "
+            f"false discovery rate {fdr:.0%}</p>")
     if test is None or not test["flagged"].any():
         return head + "<p>none</p>"
     return head + _table(test[test["flagged"]], "vx-over-represented")

@@ -100,7 +100,7 @@ def plot_quadrant_matrix(summary: QuadrantSummary, ax=None, title: str | None = 
 def plot_per_class_matrix(summary: QuadrantSummary, max_classes: int = 40, ax=None, title: str | None = None):
     """One row per class, one column per quadrant: the class's count in each cell, shaded by its
     share of the class (so a class's Correct-Low or Wrong-High stands out whatever its size); a
-    class marked ``*`` has more Correct-Low than the others beyond chance
+    class marked ``*`` has more Correct-Low per right answer than the others beyond chance
     (:meth:`~vlmxplain.core.quadrants.QuadrantSummary.over_represented`). The ``max_classes``
     classes with most samples are shown."""
     import seaborn as sns
@@ -121,7 +121,7 @@ def plot_per_class_matrix(summary: QuadrantSummary, max_classes: int = 40, ax=No
         ax.text(0.5, 0.5, "no judged samples", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title or f"Quadrants per class (threshold {summary.threshold:g})")
     if flagged & set(per.index):
-        ax.set_xlabel("* more Correct-Low than the other classes (Fisher, FDR 5 %)")
+        ax.set_xlabel("* more Correct-Low per right answer than the other classes (Fisher, FDR 5 %)")
     return fig
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.quadrants import QUADRANTS
+from ..core.quadrants import QUADRANTS, QuadrantSummary
 from ..masks.images import data_uri, thumbnail
 from ..store import Run, open_run
 from ..viz.figures import plot_per_class_matrix, plot_quadrant_gallery, plot_quadrant_matrix, plot_score_histogram
@@ -46,7 +46,7 @@ def _table(frame: pd.DataFrame, cls: str, float_format: str = "{:.3g}") -> str:
                          float_format=lambda v: float_format.format(v))
 
 
-def _over_represented(summary, quadrant: str = "Correct-Low", fdr: float = 0.05) -> str:
+def _over_represented(summary: QuadrantSummary, quadrant: str = "Correct-Low", fdr: float = 0.05) -> str:
     """The classes right for the wrong reasons more often than the rest (``over_represented``)."""
     test = summary.over_represented(quadrant, fdr) if summary.total else None
     among = "right" if quadrant.startswith("Correct") else "wrong"

@@ -20,7 +20,9 @@ from test_spending_cap import estimates
 
 import vlmxplain as vx
 from vlmxplain.core.quadrants import QUADRANTS, quadrant_summary
-from vlmxplain.core.selection import check_order, in_order, order_key, shard_of
+from vlmxplain.core.selection import check_order, in_order, order_key, orders_used, shard_of
+from vlmxplain.pipeline.explain import partial_precision
+from vlmxplain.reports.html_report import report_html
 
 N, STOP, MARGIN = 60, 10, 6  # 20 samples per class, sorted by class; the cap stops after 10 answers
 
@@ -56,6 +58,7 @@ def test_the_shuffled_order_is_a_fixed_permutation_apart_from_the_shards():
         assert max(Counter(ids.index(i) // 500 for i in mine[:100]).values()) < 45
     with pytest.raises(ValueError, match="order: one of 'shuffled', 'dataset'"):
         check_order("random")
+    assert orders_used(None, "shuffled") == ["shuffled"] and orders_used(["shuffled"], "dataset") == ["dataset", "shuffled"]
 
 
 def test_a_run_stopped_at_its_cap_has_judged_a_random_sample(tiny_clf, by_class, tmp_path, capsys):
@@ -73,11 +76,14 @@ def test_a_run_stopped_at_its_cap_has_judged_a_random_sample(tiny_clf, by_class,
         control = capped(tmp_path / "dataset-order", (STOP + 0.5) * e, order="dataset")
         assert len(judged_ids(control)) == STOP and set(judged_ids(control)) <= set(ids[:STOP + MARGIN])
         assert {label[i] for i in judged_ids(control)} == {"circle"}  # the control: the first class only
+        assert control.judged_at_random is False and "need not be a random sample" in partial_precision(control)
+        assert "need not be a random sample of the run" in report_html(control)
 
         order = in_order(ids, "shuffled")
         run = capped(tmp_path / "shuffled", (STOP + 0.5) * e)
         first = set(judged_ids(run))
         assert len(first) == STOP and first <= set(order[:STOP + MARGIN])
+        assert run.judged_at_random is True and "are a random sample of the run's" in report_html(run)
         classes = Counter(label[i] for i in first)
         assert len(classes) >= 2 and max(classes.values()) <= 6  # the dataset's order: 10 of one class
 

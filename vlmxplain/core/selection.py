@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterable, Literal, TypeVar
 
-__all__ = ["ORDERS", "Order", "check_order", "check_shard", "in_order", "order_key", "shard_of"]
+__all__ = ["ORDERS", "Order", "check_order", "check_shard", "in_order", "order_key", "orders_used", "shard_of"]
 
 Order = Literal["shuffled", "dataset"]
 #: ``explain(order=...)``: a fixed pseudo-random permutation of the samples, or the dataset's own order
@@ -45,6 +45,12 @@ def in_order(items: Iterable[T], order: Order, sample_id=lambda item: item) -> l
     """``items`` in the judging ``order`` (``"dataset"``: as given); ``sample_id(item)`` names each."""
     items = list(items)
     return sorted(items, key=lambda item: order_key(sample_id(item))) if order == "shuffled" else items
+
+
+def orders_used(recorded: Iterable[str] | None, order: Order) -> list[str]:
+    """The judging orders a run has used once a call with ``order`` is added to ``recorded``
+    (the run's record: whether what a stopped run judged is a random sample)."""
+    return sorted(set(recorded or ()) | {order})
 
 
 def check_order(order: Any) -> Order:

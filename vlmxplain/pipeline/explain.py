@@ -31,7 +31,7 @@ from ..core.defaults import (DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_BETA, DE
                              DEFAULT_THRESHOLD, PREVIEW_SIZE)
 from ..core.host_memory import frozen_existing_objects, keep_freed_memory_on, releasing_freed_memory
 from ..core.records import ClassifierInfo, DatasetInfo, RunConfig, RunView
-from ..core.selection import Order, check_order, check_shard, in_order, shard_of
+from ..core.selection import Order, check_order, check_shard, in_order, orders_used, shard_of
 from ..datasets import Dataset, DecodeSize, from_list
 from ..judges import Judge, make_judge
 from ..models.classifiers import Classifier, load_classifier
@@ -90,11 +90,14 @@ def count_spent(judge: Judge, store: RunStore) -> None:
 
 
 def partial_precision(run: Run) -> str:
-    """What a run stopped early in the shuffled order says about the whole dataset: its judged
-    samples are a random sample, so each quadrant's share is known within its interval."""
+    """What a run stopped early says about the whole dataset: judged in the shuffled order, its
+    judged samples are a random sample, so each quadrant's share is known within its interval."""
     q = run.quadrants()
     if q.total == 0:
         return "nothing judged yet: no quadrant share to estimate"
+    if not run.judged_at_random:
+        return (f"the {q.total} samples judged so far were taken in the dataset's order (order='dataset'): they "
+                "need not be a random sample, and their quadrant shares describe them alone")
     ci = q.intervals()
     half = float(((ci["ci_high"] - ci["ci_low"]) / 2).max())
     return (f"the {q.total} samples judged so far are a random sample of the {len(run.table)} (order='shuffled'): "
@@ -250,6 +253,7 @@ def explain(
         ),
         RunView(judge=the_judge.settings(), alpha=alpha, beta=beta, threshold=threshold),
     )
+    store.set_config(judging_orders=orders_used(store.get_config("judging_orders"), order))
     refs = {i: dataset.ref(i) for i in range(len(dataset))}
     if shard is not None:
         refs = {i: r for i, r in refs.items() if shard_of(r.id, shard[1]) == shard[0]}
@@ -328,8 +332,7 @@ def explain(
         if summary.problem:
             print(f"vlmxplain: {summary.not_sent} samples were never sent and {summary.rejected} refused: "
                   f"{summary.problem}")
-            if order == "shuffled":
-                print(f"vlmxplain: {partial_precision(run)}")
+            print(f"vlmxplain: {partial_precision(run)}")
         rate = run.acceptance_rate()
         if rate is not None:
             print(f"vlmxplain: acceptance rate {rate:.1%} (valid judgments / judged samples); run in {run_dir}")

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from ..core.checks import check_int, validate_mask_params, validate_threshold
 from ..core.host_memory import frozen_existing_objects, keep_freed_memory_on, releasing_freed_memory
 from ..core.records import RunView
-from ..core.selection import Order, check_order, in_order
+from ..core.selection import Order, check_order, in_order, orders_used
 from ..judges import Judge, NeedsClassifier, make_judge
 from ..models import Classifier, resolve_classifier
 from ..store import JudgmentCache, Run
@@ -64,6 +64,7 @@ def rejudge(
     store = run.store
     lock = store.lock()  # one process per run directory (a second one gets RunDirBusy)
     store.record_judge(the_judge.settings())
+    store.set_config(judging_orders=orders_used(store.get_config("judging_orders"), order))
     batch = BatchProgress() if is_batch(the_judge) else None
     if batch is not None:  # a batch judge submits jobs and returns: collect what finished, never resubmit
         clear_spool(store.run_dir)

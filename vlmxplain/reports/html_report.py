@@ -58,6 +58,17 @@ def _over_represented(summary: QuadrantSummary, quadrant: str = "Correct-Low", f
     return head + _table(test[test["flagged"]], "vx-over-represented")
 
 
+def _sample_note(run: Run, summary: QuadrantSummary) -> str:
+    """For a run not judged to the end: whether its judged samples are a random sample of it."""
+    if not summary.unjudged or not summary.total or run.judged_at_random is None:
+        return ""
+    if run.judged_at_random:
+        return (f". The {summary.total} judged samples are a random sample of the run's (shuffled judging order): "
+                "the 95 % intervals estimate the whole run's shares")
+    return (". Judged partly in the dataset's order: the judged samples need not be a random sample of the run, "
+            "and the intervals describe them alone")
+
+
 def _config(run: Run) -> str:
     cfg, view = run.config, run.view
     fields = [
@@ -120,7 +131,8 @@ def report_html(run: "Run | str | Path", *, title: str | None = None, per_quadra
     parts += ["<h2 id='quadrants'>Quadrant matrix</h2>",
               _figure(plot_quadrant_matrix(summary), "quadrant matrix"),
               _table(summary.to_frame(), "vx-quadrants"),
-              f"<p class='vx-note'>{summary.unjudged} unjudged, {summary.unlabelled} unlabelled (not in the matrix)</p>",
+              f"<p class='vx-note'>{summary.unjudged} unjudged, {summary.unlabelled} unlabelled (not in the matrix)"
+              f"{_sample_note(run, summary)}</p>",
               _figure(plot_score_histogram(table, summary.threshold), "judge scores by correctness")]
     parts += ["<h2 id='per-class'>Per class</h2>", _figure(plot_per_class_matrix(summary, max_classes),
                                                            "quadrants per class"),

@@ -64,6 +64,14 @@ class Run:
         return list(self.config.classifier.class_names)
 
     @property
+    def judged_at_random(self) -> bool | None:
+        """True when every call that judged this run took the shuffled order, so what is judged is
+        a random sample of its samples however far it got; False when one took the dataset's order;
+        None when the run does not say (written by an older vlmxplain)."""
+        used = self.store.get_config("judging_orders")
+        return None if not used else set(used) == {"shuffled"}
+
+    @property
     def cam_method(self) -> str:
         return self.config.cam
 

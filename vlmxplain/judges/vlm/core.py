@@ -164,7 +164,7 @@ class VLMJudge(Judge):
         """Send no request that could take this judge's spend past ``limit_usd`` (``batch``: priced at
         the batch-API rate): the first request that does not fit stops the stream, as a fatal reply
         does, and what is left is recorded as never sent (see :class:`~.limits.SpendCap`)."""
-        billed = self.options.price or price_of(self.id)
+        billed = price_of(self.id, option=self.options.price)
         if billed is None:
             raise ValueError(f"max_cost: there is no price for model {self.model!r}; pass "
                              "judge_options={'price': {'input_per_mtok': ..., 'output_per_mtok': ...}}")

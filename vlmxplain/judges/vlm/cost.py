@@ -124,17 +124,22 @@ class CostEstimate:
                 f"{self.output_tokens:,} output tokens, {usd}")
 
 
-def _price_for(provider: str, model: str, prices: Mapping[str, Any] | None) -> ModelPrice | None:
+def _price_for(provider: str, model: str, prices: Mapping[str, Any] | None,
+               option: ModelPrice | None = None) -> ModelPrice | None:
+    if option is not None and model not in (prices or {}):  # the judge's price option, unless prices= names it
+        return option
     if provider == "openai-compatible":  # a local server: free unless the caller prices it
         return lookup_price(model, prices, builtin=False) or _FREE
     return lookup_price(model, prices)
 
 
-def price_of(judge: str, prices: Mapping[str, Any] | None = None) -> ModelPrice | None:
+def price_of(judge: str, prices: Mapping[str, Any] | None = None, *,
+             option: ModelPrice | None = None) -> ModelPrice | None:
     """The price the judge spec ``judge`` is billed at (what :func:`usage_cost` and the spending
-    cap use): local OpenAI-compatible servers are free unless ``prices`` names the model."""
+    cap use): the judge's ``price`` option (``option``) unless ``prices`` names the model, else
+    ``prices`` or the table; local OpenAI-compatible servers are free unless one of them prices it."""
     parsed = JudgeSpec.parse(judge)
-    return _price_for(parsed.api_provider, parsed.model, prices)
+    return _price_for(parsed.api_provider, parsed.model, prices, option)
 
 
 def estimate_cost(
@@ -174,7 +179,7 @@ def estimate_cost(
     notes: list[str] = []
     if provider == "offline":
         return CostEstimate(spec, 0, 0, 0, 0.0, assumptions=["offline judge: no API calls"])
-    price = opts.price if opts.price is not None and model not in (prices or {}) else _price_for(provider, model, prices)
+    price = _price_for(provider, model, prices, opts.price)
     if price is None:
         notes.append(f"no price for model {model!r}: pass prices={{{model!r}: {{...}}}}; "
                      "image tokens estimated with the gpt-4o formula")

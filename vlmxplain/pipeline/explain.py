@@ -95,12 +95,16 @@ def partial_precision(run: Run) -> str:
     q = run.quadrants()
     if q.total == 0:
         return "nothing judged yet: no quadrant share to estimate"
+    if run.judged_at_random is None:
+        return (f"{q.total} samples judged so far; the run does not record its judging order (an older vlmxplain "
+                "wrote it), so whether they are a random sample of it is not known")
     if not run.judged_at_random:
         return (f"the {q.total} samples judged so far were taken in the dataset's order (order='dataset'): they "
                 "need not be a random sample, and their quadrant shares describe them alone")
     ci = q.intervals()
     half = float(((ci["ci_high"] - ci["ci_low"]) / 2).max())
-    return (f"the {q.total} samples judged so far are a random sample of the {len(run.table)} (order='shuffled'): "
+    everything = q.total + q.unjudged + q.unlabelled  # every row of the run's table
+    return (f"the {q.total} samples judged so far are a random sample of the {everything} (order='shuffled'): "
             f"each quadrant's share of the whole is known to about ±{half:.1%} (95 %; run.quadrants().intervals())")
 
 
